@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
+import { HARD_CAP_BYTES } from '../domain/policies.js';
+import { httpRequestsTotal, httpSeconds } from '../metrics.js';
+import type { Runtime } from '../runtime.js';
+import { registerAuth } from './plugins/auth.js';
+import { registerErrorHandling } from './plugins/errors.js';
+import { registerDownloadRoutes } from './routes/download.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerMediaRoutes } from './routes/media.js';
+import { registerDeviceRoutes } from './routes/devices.js';
+import { registerUploadRoutes } from './routes/uploads.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** The Fastify app over a runtime; `listen` is the caller's. */
+export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
+  const app = fastify({
+    loggerInstance: rt.log.child({ role: 'api' }) as FastifyBaseLogger,
+    // A client's request id is kept when it is safe to echo, else we make one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    trustProxy: true,
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    httpRequestsTotal.labels(req.method, route, String(reply.statusCode)).inc();
+    httpSeconds.labels(req.method, route).observe(reply.elapsedTime / 1000);
+  });
+  registerErrorHandling(app);
+  await app.register(multipart, {
+    limits: { fileSize: Math.min(rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES), files: 1, fields: 20, fieldSize: 64 * 1024, parts: 30, headerPairs: 100 },
+  });
+  registerAuth(app, rt);
+  registerHealthRoutes(app, rt);
+  registerMediaRoutes(app, rt);
+  registerDownloadRoutes(app, rt);
+  registerDeviceRoutes(app, rt);
+  registerUploadRoutes(app, rt);
+  return app;
+}

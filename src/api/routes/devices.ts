@@ -1,0 +1,114 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { AppError } from '../../domain/errors.js';
+import { CLIENT_ID_PATTERN, newDeviceId, newFolderId } from '../../domain/ids.js';
+import { withTransaction } from '../../db/pool.js';
+import type { Runtime } from '../../runtime.js';
+import { authOf } from '../plugins/auth.js';
+import { parseOr400 } from '../validation.js';
+
+interface DeviceRow {
+  id: string;
+  name: string | null;
+  status: 'active' | 'destroyed';
+  created_at: Date;
+  destroyed_at: Date | null;
+}
+
+const device = (r: DeviceRow) => ({ id: r.id, name: r.name, status: r.status, createdAt: r.created_at.toISOString(), destroyedAt: r.destroyed_at?.toISOString() ?? null });
+
+export const deviceBody = z.object({
+  id: z.string().regex(CLIENT_ID_PATTERN, 'letters, digits, _ and - (max 64)').optional(),
+  name: z.string().max(255).optional(),
+});
+export const folderBody = z.object({ name: z.string().min(1).max(255) });
+const idParams = z.object({ id: z.string().min(1).max(64) });
+const pageQuery = z.object({ page: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100) });
+
+export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
+  app.post('/v1/devices', { config: { scope: 'devices:write' } }, async (req, reply) => {
+    const auth = authOf(req);
+    const body = parseOr400(deviceBody, req.body ?? {});
+    const id = body.id ?? newDeviceId();
+    const { rows } = await rt.pool.query<DeviceRow>(
+      `INSERT INTO devices (app_id, id, name) VALUES ($1, $2, $3) ON CONFLICT (app_id, id) DO NOTHING RETURNING *`,
+      [auth.appId, id, body.name ?? null],
+    );
+    if (!rows[0]) throw new AppError('CONFLICT', `device ${id} already exists (or was destroyed; ids are not reused)`);
+    return reply.code(201).send({ success: true, data: device(rows[0]) });
+  });
+
+  app.get('/v1/devices/:id', { config: { scope: 'media:read' } }, async (req) => {
+    const auth = authOf(req);
+    const { id } = parseOr400(idParams, req.params);
+    const { rows } = await rt.pool.query<DeviceRow & { media_count: number }>(
+      `SELECT d.*, (SELECT count(*)::int FROM media m WHERE m.app_id = d.app_id AND m.device_id = d.id AND m.status NOT IN ('deleting', 'deleted')) AS media_count
+       FROM devices d WHERE d.app_id = $1 AND d.id = $2 AND d.status = 'active'`,
+      [auth.appId, id],
+    );
+    if (!rows[0]) throw new AppError('NOT_FOUND', `no device ${id}`);
+    return { success: true, data: { ...device(rows[0]), mediaCount: rows[0].media_count } };
+  });
+
+  /**
+   * Destroys the device: it and all its media answer 404 from this moment (rows marked
+   * `deleting` in the same transaction), and an immediate purge job deletes the bytes and rows.
+   * If the purge job cannot be enqueued, the next scheduled sweep finishes the work.
+   */
+  app.delete('/v1/devices/:id', { config: { scope: 'devices:write' } }, async (req, reply) => {
+    const auth = authOf(req);
+    const { id } = parseOr400(idParams, req.params);
+    const purged = await withTransaction(rt.pool, async (c) => {
+      const { rowCount } = await c.query(
+        `UPDATE devices SET status = 'destroyed', destroyed_at = now() WHERE app_id = $1 AND id = $2 AND status = 'active'`,
+        [auth.appId, id],
+      );
+      if (!rowCount) return null;
+      const res = await c.query(
+        `UPDATE media SET status = 'deleting', delete_reason = 'device_destroyed', updated_at = now() - interval '1 hour'
+         WHERE app_id = $1 AND device_id = $2 AND status NOT IN ('deleting', 'deleted')`,
+        [auth.appId, id],
+      );
+      return res.rowCount ?? 0;
+    });
+    if (purged === null) throw new AppError('NOT_FOUND', `no device ${id}`);
+    const jobId = `purge-${auth.appId}-${id}-${Date.now()}`;
+    await rt.queues.add('retention-sweep', { v: 1, appId: auth.appId, deviceId: id }, jobId).catch((err) => {
+      req.log.warn({ err: String(err), deviceId: id }, 'could not enqueue the device purge; the scheduled sweep will do it');
+    });
+    req.log.info({ deviceId: id, media: purged }, 'device destroyed; purge enqueued');
+    return reply.code(204).send();
+  });
+
+  app.post('/v1/folders', { config: { scope: 'media:write' } }, async (req, reply) => {
+    const auth = authOf(req);
+    const body = parseOr400(folderBody, req.body ?? {});
+    const { rows } = await rt.pool.query<{ id: string; name: string; created_at: Date }>(
+      'INSERT INTO folders (app_id, id, name) VALUES ($1, $2, $3) RETURNING id, name, created_at',
+      [auth.appId, newFolderId(), body.name],
+    );
+    const f = rows[0]!;
+    return reply.code(201).send({ success: true, data: { id: f.id, name: f.name, createdAt: f.created_at.toISOString() } });
+  });
+
+  app.get('/v1/folders', { config: { scope: 'media:read' } }, async (req) => {
+    const auth = authOf(req);
+    const q = parseOr400(pageQuery, req.query);
+    const { rows } = await rt.pool.query<{ id: string; name: string; created_at: Date; total: number; media_count: number }>(
+      `SELECT f.id, f.name, f.created_at, count(*) OVER ()::int AS total,
+         (SELECT count(*)::int FROM media m WHERE m.app_id = f.app_id AND m.folder_id = f.id AND m.status NOT IN ('deleting', 'deleted')) AS media_count
+       FROM folders f WHERE f.app_id = $1 ORDER BY f.created_at, f.id LIMIT $2 OFFSET $3`,
+      [auth.appId, q.limit, q.page * q.limit],
+    );
+    let total = rows[0]?.total;
+    if (total === undefined) {
+      const c = await rt.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM folders WHERE app_id = $1', [auth.appId]);
+      total = c.rows[0]!.n;
+    }
+    return {
+      success: true,
+      data: rows.map((f) => ({ id: f.id, name: f.name, mediaCount: f.media_count, createdAt: f.created_at.toISOString() })),
+      page: { page: q.page, limit: q.limit, total },
+    };
+  });
+}

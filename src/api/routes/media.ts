@@ -1,0 +1,300 @@
+import { createHash } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { MultipartFile } from '@fastify/multipart';
+import { z } from 'zod';
+import * as idem from '../../db/repos/idempotency.js';
+import * as mediaRepo from '../../db/repos/media.js';
+import type { MediaRow } from '../../db/repos/media.js';
+import { AppError } from '../../domain/errors.js';
+import { signFileToken } from '../../domain/file-token.js';
+import { newMediaId } from '../../domain/ids.js';
+import { MEDIA_KINDS, MEDIA_STATUSES, type MediaKind } from '../../domain/kinds.js';
+import { HARD_CAP_BYTES, inputLimitBytes, canonicalMime } from '../../domain/policies.js';
+import { assertUrlAllowedSyntax } from '../../pipeline/fetch-source.js';
+import { decodeBase64Strict } from '../../pipeline/decode-base64.js';
+import { checkType, stageUpload, tooLarge, type StagedUpload } from '../../pipeline/stage-upload.js';
+import { finishDeletion } from '../../retention/purge-media.js';
+import type { Runtime } from '../../runtime.js';
+import { authOf } from '../plugins/auth.js';
+import { checkOwnership, commitMedia, mediaFieldsSchema, type MediaFields } from '../create-media.js';
+import { toMediaObject } from '../media-object.js';
+import { serveContent } from '../serve-content.js';
+import { parseOr400 } from '../validation.js';
+
+const idParams = z.object({ id: z.string().min(1).max(128) });
+
+const listQuery = z.object({
+  page: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(10),
+  sortBy: z.enum(['createdAt', 'name', 'sizeBytes']).default('createdAt'),
+  sortOrder: z.enum(['asc', 'desc']).default('desc'),
+  kind: z.enum(MEDIA_KINDS).optional(),
+  status: z.enum(MEDIA_STATUSES).optional(),
+  folderId: z.string().max(64).optional(),
+  deviceId: z.string().max(64).optional(),
+});
+
+const postQuery = z.object({ wait: z.coerce.number().min(0).max(30).optional() });
+const getQuery = z.object({ scheduledAt: z.iso.datetime({ offset: true }).optional() });
+
+export const jsonBodySchema = mediaFieldsSchema.extend({
+  url: z.string().min(1).max(4096).optional(),
+  base64: z.string().min(1).optional(),
+  filename: z.string().max(255).optional(),
+  mimeType: z.string().max(255).optional(),
+});
+
+/** The JSON body may carry base64 of the largest kind (16 MB) plus envelope. */
+export const JSON_BODY_LIMIT = Math.ceil((16_000_000 * 4) / 3) + 64 * 1024;
+
+export function limitFor(rt: Runtime) {
+  return (kind: MediaKind) => Math.min(inputLimitBytes(kind), rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
+}
+
+export function publicBaseUrl(rt: Runtime, req: FastifyRequest): string {
+  return rt.config.PUBLIC_BASE_URL?.replace(/\/$/, '') ?? `${req.protocol}://${req.host}`;
+}
+
+/** The media object with its temporary URL (ready media only) for this request's host. */
+export function presentMedia(rt: Runtime, req: FastifyRequest, row: MediaRow, warnings?: string[]) {
+  let url: { url: string; expiresAt: Date } | null = null;
+  if (row.status === 'ready') {
+    const expiresAt = new Date(Math.min(Date.now() + rt.config.FILE_URL_TTL_SECONDS * 1000, row.expires_at.getTime()));
+    url = { url: `${publicBaseUrl(rt, req)}/v1/files/${signFileToken(rt.fileUrlSecret, row.id, expiresAt)}`, expiresAt };
+  }
+  return toMediaObject(row, { url, warnings });
+}
+
+export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
+  app.post('/v1/media', { config: { scope: 'media:write' }, bodyLimit: JSON_BODY_LIMIT }, async (req, reply) => {
+    const auth = authOf(req);
+    const q = parseOr400(postQuery, req.query);
+    const idemKey = headerString(req.headers['idempotency-key']);
+    if (idemKey !== undefined && (idemKey.length === 0 || idemKey.length > 255)) {
+      throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1 to 255 characters', { fields: { 'Idempotency-Key': 'invalid' } });
+    }
+    if (idemKey) {
+      const existing = await idem.claimIdempotencyKey(rt.pool, auth.appId, idemKey, 'pending');
+      if (existing) return replayIdempotent(rt, req, reply, existing, idemKey);
+    }
+    try {
+      const { row, requestHash } = req.isMultipart() ? await createFromMultipart(rt, req, auth.appId, false) : await createFromJson(rt, req, auth.appId, false);
+      const settled = q.wait ? await waitSettled(rt, row!, q.wait) : row!;
+      const status = settled.status === 'ready' || settled.status === 'failed' ? 200 : 202;
+      const body = { success: true, data: presentMedia(rt, req, settled) };
+      if (idemKey) await rt.pool.query('UPDATE idempotency_keys SET request_hash = $3, status_code = $4, response = $5 WHERE app_id = $1 AND key = $2', [auth.appId, idemKey, requestHash, status, JSON.stringify(body)]);
+      return reply.code(status).send(body);
+    } catch (err) {
+      if (idemKey) await idem.releaseIdempotencyKey(rt.pool, auth.appId, idemKey).catch(() => undefined);
+      throw err;
+    }
+  });
+
+  app.get('/v1/media', { config: { scope: 'media:read' } }, async (req) => {
+    const auth = authOf(req);
+    const q = parseOr400(listQuery, req.query);
+    const { rows, total } = await mediaRepo.listMedia(rt.pool, { appId: auth.appId, ...q });
+    return { success: true, data: rows.map((r) => presentMedia(rt, req, r)), page: { page: q.page, limit: q.limit, total } };
+  });
+
+  app.get('/v1/media/:id', { config: { scope: 'media:read' } }, async (req) => {
+    const auth = authOf(req);
+    const { id } = parseOr400(idParams, req.params);
+    const q = parseOr400(getQuery, req.query);
+    const row = await visibleMedia(rt, auth.appId, id);
+    const warnings = q.scheduledAt ? (new Date(q.scheduledAt).getTime() >= row.expires_at.getTime() ? ['EXPIRES_BEFORE_SCHEDULE'] : []) : undefined;
+    return { success: true, data: presentMedia(rt, req, row, warnings) };
+  });
+
+  app.get('/v1/media/:id/content', { config: { scope: 'media:read' } }, async (req, reply) => {
+    const auth = authOf(req);
+    const { id } = parseOr400(idParams, req.params);
+    const row = await visibleMedia(rt, auth.appId, id);
+    return serveContent(rt, req, reply, row);
+  });
+
+  app.post('/v1/media/:id/extend', { config: { scope: 'media:write' } }, async (req) => {
+    const auth = authOf(req);
+    const { id } = parseOr400(idParams, req.params);
+    const body = parseOr400(z.object({ ttlSeconds: z.number().int().positive() }), req.body ?? {});
+    await visibleMedia(rt, auth.appId, id);
+    const row = await mediaRepo.extendExpiry(rt.pool, auth.appId, id, body.ttlSeconds, rt.config.MAX_RETENTION_SECONDS);
+    if (!row) throw new AppError('NOT_FOUND', `no media ${id}`);
+    return { success: true, data: presentMedia(rt, req, row) };
+  });
+
+  app.delete('/v1/media/:id', { config: { scope: 'media:delete' } }, async (req, reply) => {
+    const auth = authOf(req);
+    const { id } = parseOr400(idParams, req.params);
+    const row = await mediaRepo.markDeleting(rt.pool, auth.appId, id, 'deleted');
+    if (!row) throw new AppError('NOT_FOUND', `no media ${id}`);
+    // A queued job finds the row `deleting` and does nothing; removing it just saves the work.
+    await rt.queues.get('ingest').remove(id).catch(() => undefined);
+    try {
+      await finishDeletion(rt, row, 'deleted');
+    } catch (err) {
+      // The row stays `deleting` (404 from now on); the next sweep deletes the bytes.
+      req.log.warn({ err, mediaId: id }, 'storage delete failed; left for the sweeper');
+    }
+    return reply.code(204).send();
+  });
+}
+
+/** The media of this app as clients see it: other apps' and deleted media are 404, expired 410. */
+export async function visibleMedia(rt: Runtime, appId: string, id: string): Promise<MediaRow> {
+  const row = await mediaRepo.getMedia(rt.pool, appId, id);
+  if (!row) throw new AppError('NOT_FOUND', `no media ${id}`);
+  if (row.expires_at.getTime() <= Date.now()) throw new AppError('EXPIRED', `media ${id} expired at ${row.expires_at.toISOString()}`);
+  return row;
+}
+
+function headerString(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+async function waitSettled(rt: Runtime, row: MediaRow, seconds: number): Promise<MediaRow> {
+  const deadline = Date.now() + seconds * 1000;
+  let current = row;
+  while (Date.now() < deadline && (current.status === 'queued' || current.status === 'processing')) {
+    await new Promise((r) => setTimeout(r, 150));
+    current = (await mediaRepo.getMediaById(rt.pool, row.id)) ?? current;
+  }
+  return current;
+}
+
+/** The key was used before: same request → the first answer; another request → 409. */
+async function replayIdempotent(rt: Runtime, req: FastifyRequest, reply: FastifyReply, existing: idem.IdempotencyRow, key: string) {
+  if (existing.status_code === null) {
+    if (req.isMultipart()) await drainMultipart(req);
+    throw new AppError('CONFLICT', 'a request with this Idempotency-Key is still in progress');
+  }
+  const auth = authOf(req);
+  const { requestHash } = req.isMultipart() ? await createFromMultipart(rt, req, auth.appId, true) : await createFromJson(rt, req, auth.appId, true);
+  if (requestHash !== existing.request_hash) throw new AppError('CONFLICT', 'this Idempotency-Key was used with another request body', { key });
+  return reply.code(existing.status_code).header('idempotent-replayed', 'true').send(existing.response);
+}
+
+async function drainMultipart(req: FastifyRequest): Promise<void> {
+  for await (const part of req.parts()) if (part.type === 'file') part.file.resume();
+}
+
+function hashRequest(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+/**
+ * multipart/form-data: part `file` plus optional fields, in any order. The file is sniffed and
+ * staged as it arrives; fields sent after it are checked once the body has ended. With `dryRun`
+ * (an idempotent replay) the file is only hashed.
+ */
+async function createFromMultipart(rt: Runtime, req: FastifyRequest, appId: string, dryRun: boolean): Promise<{ row: MediaRow | null; requestHash: string }> {
+  const rawFields: Record<string, string> = {};
+  let staged: StagedUpload | null = null;
+  let fileHash: string | null = null;
+  let fileInfo: { filename: string | null; mimetype: string | null } | null = null;
+  const mediaId = newMediaId();
+  try {
+    for await (const part of req.parts()) {
+      if (part.type !== 'file') {
+        if (typeof part.value === 'string') rawFields[part.fieldname] = part.value;
+        continue;
+      }
+      const file = part as MultipartFile;
+      if (file.fieldname !== 'file' || fileInfo) {
+        file.file.resume();
+        throw new AppError('VALIDATION_FAILED', `unexpected file part ${file.fieldname}; send one part named file`, { fields: { [file.fieldname]: 'unexpected' } });
+      }
+      fileInfo = { filename: file.filename || null, mimetype: file.mimetype || null };
+      if (dryRun) {
+        const h = createHash('sha256');
+        await pipeline(file.file, new Writable({ write: (c, _e, cb) => (h.update(c), cb()) }));
+        fileHash = h.digest('hex');
+        continue;
+      }
+      const early = mediaFieldsSchema.safeParse(rawFields);
+      if (early.success) await checkOwnership(rt, appId, early.data);
+      try {
+        staged = await stageUpload(rt, {
+          body: file.file,
+          appId,
+          mediaId,
+          kind: early.success ? early.data.kind : undefined,
+          declaredMime: file.mimetype,
+          limitFor: limitFor(rt),
+        });
+      } catch (err) {
+        file.file.resume();
+        throw err;
+      }
+      // busboy truncates at the multipart limit instead of failing: a truncated file is never kept.
+      if (file.file.truncated) throw tooLarge(rt.config.HARD_CAP_BYTES);
+      fileHash = staged.sha256;
+    }
+    if (!fileInfo) throw new AppError('VALIDATION_FAILED', 'the multipart body has no part named file', { fields: { file: 'required' } });
+    const fields = parseOr400(mediaFieldsSchema, rawFields);
+    const requestHash = hashRequest({ fields: sortKeys(fields), file: fileHash, name: fileInfo.filename, type: fileInfo.mimetype });
+    if (dryRun || !staged) return { row: null, requestHash };
+    await checkOwnership(rt, appId, fields);
+    // A kind that arrived after the file: check the type and size rules again now that it is known.
+    const kind = checkType(staged.sniffed, fields.kind ?? staged.kind, fileInfo.mimetype);
+    if (staged.bytes > limitFor(rt)(kind)) throw tooLarge(limitFor(rt)(kind));
+    const row = await commitMedia(rt, {
+      appId,
+      mediaId,
+      kind,
+      source: 'upload',
+      declaredMime: fileInfo.mimetype ? canonicalMime(fileInfo.mimetype) : null,
+      detectedMime: staged.sniffed.raw,
+      originalName: fileInfo.filename,
+      inputBytes: staged.bytes,
+      stagingKey: staged.stagingKey,
+      fields,
+    });
+    staged = null;
+    return { row, requestHash };
+  } finally {
+    if (staged) await rt.store.delete([staged.stagingKey]).catch(() => undefined);
+  }
+}
+
+async function createFromJson(rt: Runtime, req: FastifyRequest, appId: string, dryRun: boolean): Promise<{ row: MediaRow | null; requestHash: string }> {
+  const body = parseOr400(jsonBodySchema, req.body ?? {});
+  const requestHash = hashRequest(sortKeys(body));
+  if (dryRun) return { row: null, requestHash };
+  if (!!body.url === !!body.base64) {
+    throw new AppError('VALIDATION_FAILED', 'send exactly one of url or base64 (or a multipart file)', { fields: { url: 'one of url/base64', base64: 'one of url/base64' } });
+  }
+  const fields: MediaFields = mediaFieldsSchema.parse({ ...body, url: undefined, base64: undefined });
+  await checkOwnership(rt, appId, fields);
+  const mediaId = newMediaId();
+  if (body.url) {
+    const url = assertUrlAllowedSyntax(body.url, { allowPrivateNetworks: rt.config.ALLOW_PRIVATE_URLS });
+    const row = await commitMedia(rt, {
+      appId, mediaId, kind: fields.kind ?? null, source: 'url', sourceUrl: url.toString(), declaredMime: null, originalName: null, inputBytes: null, stagingKey: null, fields,
+    });
+    return { row, requestHash };
+  }
+  const maxBytes = fields.kind ? limitFor(rt)(fields.kind) : Math.min(16_000_000, rt.config.HARD_CAP_BYTES);
+  const decoded = decodeBase64Strict(body.base64!, maxBytes);
+  const declared = body.mimeType ?? decoded.dataUrlMime ?? null;
+  const staged = await stageUpload(rt, { body: Readable.from([decoded.bytes]), appId, mediaId, kind: fields.kind, declaredMime: declared, limitFor: limitFor(rt) });
+  const row = await commitMedia(rt, {
+    appId,
+    mediaId,
+    kind: staged.kind,
+    source: 'base64',
+    declaredMime: declared ? canonicalMime(declared) : null,
+    detectedMime: staged.sniffed.raw,
+    originalName: body.filename ?? null,
+    inputBytes: staged.bytes,
+    stagingKey: staged.stagingKey,
+    fields,
+  });
+  return { row, requestHash };
+}
+
+function sortKeys(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)));
+}

@@ -1,0 +1,129 @@
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { AppError } from '../../domain/errors.js';
+import { newMediaId, sha256Hex } from '../../domain/ids.js';
+import { MEDIA_KINDS, type MediaKind } from '../../domain/kinds.js';
+import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, kindAccepts } from '../../domain/policies.js';
+import { stageUpload } from '../../pipeline/stage-upload.js';
+import type { Runtime } from '../../runtime.js';
+import { authOf } from '../plugins/auth.js';
+import { checkOwnership, commitMedia, mediaFieldsSchema, type MediaFields } from '../create-media.js';
+import { limitFor, presentMedia, publicBaseUrl } from './media.js';
+import { parseOr400 } from '../validation.js';
+
+export const slotBody = mediaFieldsSchema.extend({
+  mimeType: z.string().min(1).max(255),
+  byteSize: z.number().int().positive(),
+  kind: z.enum(MEDIA_KINDS).optional(),
+});
+
+interface SlotRow {
+  media_id: string;
+  app_id: string;
+  mime_type: string;
+  byte_size: number;
+  kind: MediaKind;
+  fields: MediaFields;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+/** Upload slots: a single-use, unguessable URL (stored hashed) a browser PUTs exact bytes to. */
+export function registerUploadRoutes(app: FastifyInstance, rt: Runtime): void {
+  app.post('/v1/media/uploads', { config: { scope: 'media:write' } }, async (req, reply) => {
+    const auth = authOf(req);
+    const body = parseOr400(slotBody, req.body ?? {});
+    const mime = canonicalMime(body.mimeType);
+    const kind = body.kind ?? inferKind(mime);
+    if (!kind || !kindAccepts(kind, mime)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', `${body.mimeType} is not accepted${kind ? ` for kind ${kind}` : ''}`);
+    const max = limitFor(rt)(kind);
+    if (body.byteSize > max) throw new AppError('FILE_TOO_LARGE', `byteSize ${body.byteSize} is over the limit of ${max} bytes for ${kind}`, { maxBytes: max });
+    const fields: MediaFields = mediaFieldsSchema.parse({ ...body, mimeType: undefined, byteSize: undefined });
+    await checkOwnership(rt, auth.appId, fields);
+    const token = randomBytes(32).toString('base64url');
+    const mediaId = newMediaId();
+    const { rows } = await rt.pool.query<{ expires_at: Date }>(
+      `INSERT INTO upload_slots (media_id, app_id, token_hash, mime_type, byte_size, kind, fields, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) RETURNING expires_at`,
+      [mediaId, auth.appId, sha256Hex(token), mime, body.byteSize, kind, JSON.stringify(fields), rt.config.UPLOAD_SLOT_TTL_SECONDS],
+    );
+    return reply.code(201).send({
+      success: true,
+      data: { mediaId, uploadUrl: `${publicBaseUrl(rt, req)}/v1/uploads/${token}`, expiresAt: rows[0]!.expires_at.toISOString(), maxByteSize: body.byteSize, method: 'PUT' },
+    });
+  });
+
+  // The PUT body is the raw file, streamed: no parser may buffer it.
+  app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+    scope.put('/v1/uploads/:token', { config: { public: true }, bodyLimit: HARD_CAP_BYTES }, async (req, reply) => {
+      const { token } = req.params as { token: string };
+      const body = req.body as Readable | undefined;
+      const hash = /^[A-Za-z0-9_-]{43}$/.test(token) ? sha256Hex(token) : null;
+      // Exactly one PUT wins: the claim is one conditional update.
+      const claimed = hash
+        ? await rt.pool.query<SlotRow>(
+            `UPDATE upload_slots SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING *`,
+            [hash],
+          )
+        : { rows: [] as SlotRow[] };
+      const slot = claimed.rows[0];
+      if (!slot) {
+        body?.resume();
+        const { rows } = hash ? await rt.pool.query<SlotRow>('SELECT * FROM upload_slots WHERE token_hash = $1', [hash]) : { rows: [] as SlotRow[] };
+        const s = rows[0];
+        if (!s) throw new AppError('NOT_FOUND', 'no such upload slot');
+        if (s.used_at) throw new AppError('CONFLICT', 'this upload slot was already used');
+        throw new AppError('EXPIRED', 'this upload slot has expired');
+      }
+      req.log = req.log.child({ appId: slot.app_id, mediaId: slot.media_id });
+      try {
+        const declaredLength = req.headers['content-length'] === undefined ? null : Number(req.headers['content-length']);
+        if (declaredLength !== null && declaredLength > slot.byte_size) {
+          throw new AppError('FILE_TOO_LARGE', `this slot takes exactly ${slot.byte_size} bytes`, { byteSize: slot.byte_size });
+        }
+        if (declaredLength !== null && declaredLength !== slot.byte_size) {
+          throw new AppError('VALIDATION_FAILED', `this slot takes exactly ${slot.byte_size} bytes, got ${declaredLength}`, { fields: { body: 'size mismatch' } });
+        }
+        if (!body) throw new AppError('VALIDATION_FAILED', 'empty body', { fields: { body: 'required' } });
+        const putType = req.headers['content-type'];
+        if (putType && !declaredAgrees(putType, slot.mime_type) && canonicalMime(putType) !== 'application/octet-stream') {
+          throw new AppError('UNSUPPORTED_MEDIA_TYPE', `the slot was created for ${slot.mime_type}, not ${putType}`);
+        }
+        const staged = await stageUpload(rt, {
+          body,
+          appId: slot.app_id,
+          mediaId: slot.media_id,
+          kind: slot.kind,
+          declaredMime: slot.mime_type,
+          limitFor: (k) => Math.min(limitFor(rt)(k), slot.byte_size),
+        });
+        if (staged.bytes !== slot.byte_size) {
+          await rt.store.delete([staged.stagingKey]).catch(() => undefined);
+          throw new AppError('VALIDATION_FAILED', `this slot takes exactly ${slot.byte_size} bytes, got ${staged.bytes}`, { fields: { body: 'size mismatch' } });
+        }
+        const row = await commitMedia(rt, {
+          appId: slot.app_id,
+          mediaId: slot.media_id,
+          kind: staged.kind,
+          source: 'slot',
+          declaredMime: slot.mime_type,
+          detectedMime: staged.sniffed.raw,
+          originalName: slot.fields.name ?? null,
+          inputBytes: staged.bytes,
+          stagingKey: staged.stagingKey,
+          fields: slot.fields,
+        });
+        return reply.code(202).send({ success: true, data: presentMedia(rt, req, row) });
+      } catch (err) {
+        body?.resume();
+        // A refused PUT does not burn the slot: the client may retry with the right bytes.
+        await rt.pool.query('UPDATE upload_slots SET used_at = NULL WHERE media_id = $1', [slot.media_id]).catch(() => undefined);
+        throw err;
+      }
+    });
+  });
+}

@@ -1,0 +1,59 @@
+import * as appsRepo from '../db/repos/apps.js';
+import { AppError } from '../domain/errors.js';
+import { newApiKey, newAppId, newSecret } from '../domain/ids.js';
+import { SCOPES, type Scope } from '../domain/kinds.js';
+import { assertUrlAllowedSyntax } from '../pipeline/fetch-source.js';
+import { JOBS, type JobName } from '../queue/registry.js';
+import type { Runtime } from '../runtime.js';
+
+export async function createApp(rt: Runtime, o: { name: string; webhookUrl?: string }) {
+  if (o.webhookUrl) assertUrlAllowedSyntax(o.webhookUrl, { allowPrivateNetworks: rt.config.ALLOW_PRIVATE_URLS });
+  const app = await appsRepo.insertApp(rt.pool, { id: newAppId(), name: o.name, webhookUrl: o.webhookUrl ?? null, webhookSecret: `whsec_${newSecret()}` });
+  const key = newApiKey();
+  await appsRepo.insertApiKey(rt.pool, { appId: app.id, prefix: key.prefix, hash: key.hash, scopes: SCOPES });
+  return {
+    app: { id: app.id, name: app.name, webhookUrl: app.webhook_url, createdAt: app.created_at.toISOString() },
+    apiKey: key.key,
+    keyPrefix: key.prefix,
+    scopes: [...SCOPES],
+    webhookSecret: app.webhook_secret,
+  };
+}
+
+export function parseScopes(list: string): Scope[] {
+  const scopes = [...new Set(list.split(',').map((s) => s.trim()).filter(Boolean))];
+  const bad = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
+  if (bad.length || scopes.length === 0) throw new AppError('VALIDATION_FAILED', `unknown scopes: ${bad.join(',') || '(none given)'}; allowed: ${SCOPES.join(',')}`);
+  return scopes as Scope[];
+}
+
+export async function createKey(rt: Runtime, appId: string, scopeList: string) {
+  const scopes = parseScopes(scopeList);
+  if (!(await appsRepo.getApp(rt.pool, appId))) throw new AppError('NOT_FOUND', `no app ${appId}`);
+  const key = newApiKey();
+  await appsRepo.insertApiKey(rt.pool, { appId, prefix: key.prefix, hash: key.hash, scopes });
+  return { apiKey: key.key, keyPrefix: key.prefix, scopes };
+}
+
+export async function revokeKey(rt: Runtime, prefix: string) {
+  return { revoked: await appsRepo.revokeApiKey(rt.pool, prefix), keyPrefix: prefix };
+}
+
+export async function stats(rt: Runtime) {
+  const queues: Record<string, Record<string, number>> = {};
+  for (const name of Object.keys(JOBS) as JobName[]) {
+    queues[JOBS[name].queue] = await rt.queues.get(name).getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+  }
+  const { rows: byStatus } = await rt.pool.query<{ status: string; kind: string | null; n: number; bytes: number }>(
+    `SELECT status, kind, count(*)::int AS n, COALESCE(sum(stored_bytes), 0)::bigint AS bytes FROM media GROUP BY status, kind ORDER BY status, kind`,
+  );
+  const media: Record<string, number> = {};
+  const kinds: Record<string, number> = {};
+  let bytesStored = 0;
+  for (const r of byStatus) {
+    media[r.status] = (media[r.status] ?? 0) + r.n;
+    if (r.kind && r.status !== 'deleted') kinds[r.kind] = (kinds[r.kind] ?? 0) + r.n;
+    if (r.status === 'ready') bytesStored += Number(r.bytes);
+  }
+  return { queues, media: { byStatus: media, byKind: kinds }, bytesStored };
+}

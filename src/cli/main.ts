@@ -1,0 +1,162 @@
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../config/index.js';
+import { createLogger } from '../log.js';
+import { ROLES, type Role } from '../roles.js';
+
+/**
+ * The `mediaflow` command. Every command takes --json; errors print one line (or a JSON error)
+ * and exit non-zero.
+ */
+function config(): Config {
+  return loadConfig(process.env);
+}
+
+function out(json: boolean, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human()}\n`);
+}
+
+async function withRuntime<T>(fn: (rt: import('../runtime.js').Runtime) => Promise<T>): Promise<T> {
+  const { createRuntime } = await import('../runtime.js');
+  const cfg = config();
+  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
+  const rt = await createRuntime(cfg, log);
+  try {
+    return await fn(rt);
+  } finally {
+    await rt.close();
+  }
+}
+
+const program = new Command('mediaflow')
+  .description('Queue-driven media processing: ingest, validate, normalize, encrypt, store, expire.')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (s, write) => write(s) });
+
+program
+  .command('migrate')
+  .description('create the database if missing and apply pending migrations')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { json?: boolean }) => {
+    const { migrate } = await import('../db/migrate.js');
+    const ran = await migrate(config().DATABASE_URL, createLogger({ level: 'warn' }));
+    out(!!o.json, { applied: ran }, () => (ran.length ? `applied ${ran.join(', ')}` : 'no pending migrations'));
+  });
+
+program
+  .command('start')
+  .description('apply migrations, then run the API, workers and sweeper (or one role)')
+  .addOption(new Option('--role <role>', 'which role to run').choices([...ROLES]).default('all'))
+  .option('--json', 'accepted for symmetry; logs are JSON lines')
+  .action(async (o: { role: Role }) => {
+    const cfg = config();
+    const log = createLogger({ level: cfg.LOG_LEVEL });
+    const { migrate } = await import('../db/migrate.js');
+    await migrate(cfg.DATABASE_URL, log);
+    const { startRoles } = await import('../roles.js');
+    const running = await startRoles(cfg, log, o.role);
+    let signals = 0;
+    const shutdown = (sig: string) => {
+      if (++signals > 1) {
+        log.warn({ sig }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      log.info({ sig }, 'shutting down gracefully');
+      const guard = setTimeout(() => {
+        log.error('graceful shutdown timed out; exiting');
+        process.exit(1);
+      }, cfg.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+      guard.unref();
+      running.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
+
+const apps = program.command('apps').description('manage apps');
+apps
+  .command('create')
+  .description('create an app with an all-scopes API key and a webhook secret')
+  .requiredOption('--name <name>', 'display name')
+  .option('--webhook-url <url>', 'where media.* events are POSTed')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { name: string; webhookUrl?: string; json?: boolean }) => {
+    const { createApp } = await import('./admin.js');
+    const res = await withRuntime((rt) => createApp(rt, o));
+    out(!!o.json, res, () => `app ${res.app.id}\napi key (shown once): ${res.apiKey}\nwebhook secret: ${res.webhookSecret}`);
+  });
+
+const keys = program.command('keys').description('manage API keys');
+keys
+  .command('create')
+  .requiredOption('--app <id>', 'app id')
+  .requiredOption('--scopes <list>', 'comma-separated: media:read,media:write,media:delete,devices:write')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { app: string; scopes: string; json?: boolean }) => {
+    const { createKey } = await import('./admin.js');
+    const res = await withRuntime((rt) => createKey(rt, o.app, o.scopes));
+    out(!!o.json, res, () => `api key (shown once): ${res.apiKey}\nscopes: ${res.scopes.join(',')}`);
+  });
+keys
+  .command('revoke')
+  .requiredOption('--key-prefix <prefix>', 'the visible prefix, e.g. mf_ab12cd34')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { keyPrefix: string; json?: boolean }) => {
+    const { revokeKey } = await import('./admin.js');
+    const res = await withRuntime((rt) => revokeKey(rt, o.keyPrefix));
+    out(!!o.json, res, () => (res.revoked ? `revoked ${o.keyPrefix}` : `no active key ${o.keyPrefix}`));
+    if (!res.revoked) process.exitCode = 1;
+  });
+
+program
+  .command('ingest')
+  .description('ingest a file or URL like the API does; --wait shows progress until ready')
+  .argument('<fileOrUrl>', 'a local file or an http(s) URL')
+  .requiredOption('--app <id>', 'app id')
+  .option('--kind <kind>', 'image|video|audio|voice_note|document|sticker')
+  .option('--device <id>', 'device id')
+  .option('--wait', 'wait until ready or failed')
+  .option('--json', 'machine-readable output')
+  .action(async (target: string, o: { app: string; kind?: string; device?: string; wait?: boolean; json?: boolean }) => {
+    const { ingest } = await import('./ingest.js');
+    const res = await withRuntime((rt) => ingest(rt, target, o));
+    out(!!o.json, res, () => JSON.stringify(res, null, 2));
+    if ((res as { status?: string }).status === 'failed') process.exitCode = 1;
+  });
+
+program
+  .command('sweep')
+  .description('run one retention sweep now')
+  .option('--dry-run', 'show what would be deleted')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { dryRun?: boolean; json?: boolean }) => {
+    const { sweep } = await import('../retention/sweep.js');
+    const res = await withRuntime((rt) =>
+      sweep(rt, { batchSize: rt.config.SWEEP_BATCH_SIZE, maxRetentionSeconds: rt.config.MAX_RETENTION_SECONDS, dryRun: !!o.dryRun }),
+    );
+    out(!!o.json, res, () => `${o.dryRun ? 'would delete' : 'deleted'} ${res.deleted} media, ${res.bytesFreed} bytes ${JSON.stringify(res.byReason)}`);
+  });
+
+program
+  .command('stats')
+  .description('queue depths, media counts by status and kind, bytes stored')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { json?: boolean }) => {
+    const { stats } = await import('./admin.js');
+    const res = await withRuntime((rt) => stats(rt));
+    out(!!o.json, res, () => JSON.stringify(res, null, 2));
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const json = process.argv.includes('--json');
+  const message = err instanceof ConfigError ? err.message : (err as Error)?.message ?? String(err);
+  const code = (err as { code?: string }).code;
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code: code ?? 'ERROR', message } })}\n`);
+  process.stderr.write(`mediaflow: ${message}\n`);
+  process.exit(err instanceof ConfigError ? 78 : 1);
+});

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+/** The one schema of the environment. Defaults let `npm start` serve on a machine with local Redis and PostgreSQL. */
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(8080).pipe(z.number().max(65535)),
+  HOST: z.string().default('0.0.0.0'),
+  PUBLIC_BASE_URL: z.url().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+  DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/mediaflow'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_{}-]+$/, 'letters, digits, _ - { } only')
+    .default('mediaflow'),
+  STORAGE_DRIVER: z.enum(['fs', 's3']).default('fs'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  S3_ENDPOINT: z.url().optional(),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_BUCKET: z.string().optional(),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: bool.default(false),
+  /** `id1:base64key,id2:base64key`; each key 32 bytes. */
+  MASTER_KEYS: z.string().optional(),
+  ACTIVE_KEY_ID: z.string().optional(),
+  /** Development only: one base64 key; generated into DATA_DIR on first start when nothing is set. */
+  MASTER_KEY: z.string().optional(),
+  DEFAULT_TTL_SECONDS: int(30 * 24 * 3600, 1),
+  MAX_RETENTION_SECONDS: int(90 * 24 * 3600, 1),
+  SWEEP_CRON: z.string().default('* * * * *'),
+  SWEEP_BATCH_SIZE: int(500, 1),
+  HARD_CAP_BYTES: int(100_000_000, 1),
+  WORKER_CONCURRENCY: int(2, 1),
+  JOB_ATTEMPTS: int(5, 1),
+  JOB_TIMEOUT_SECONDS: int(600, 1),
+  /** BullMQ lock; a killed worker's job is taken over after about this long. */
+  JOB_LOCK_SECONDS: int(30, 1),
+  FFMPEG_PATH: z.string().optional(),
+  FFPROBE_PATH: z.string().optional(),
+  ALLOW_PRIVATE_URLS: bool.default(false),
+  /** Producers' `file` sources must lie under this directory when set (resolved, symlinks followed). */
+  FILE_SOURCE_ROOT: z.string().optional(),
+  FILE_URL_TTL_SECONDS: int(3600, 1),
+  UPLOAD_SLOT_TTL_SECONDS: int(1800, 1),
+  RECONCILE_AFTER_SECONDS: int(30, 1),
+  ADMIN_TOKEN: z.string().min(16).optional(),
+  METRICS_PORT: int(0).pipe(z.number().max(65535)),
+  RATE_LIMIT_PER_MINUTE: int(600, 1),
+  SHUTDOWN_TIMEOUT_SECONDS: int(25, 1),
+});
+
+export type Env = z.infer<typeof envSchema>;
+export type Config = Env;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; a bad value is one clear line naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const cleaned: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== '') cleaned[k] = v;
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    const value = cleaned[name];
+    throw new ConfigError(
+      `invalid configuration: ${name}${value === undefined ? '' : `=${JSON.stringify(redactIfSecret(name, value))}`}: ${issue.message}`,
+    );
+  }
+  const cfg = parsed.data;
+  if (cfg.STORAGE_DRIVER === 's3' && !cfg.S3_BUCKET) {
+    throw new ConfigError('invalid configuration: S3_BUCKET is required when STORAGE_DRIVER=s3');
+  }
+  if (cfg.MASTER_KEYS && !cfg.ACTIVE_KEY_ID) {
+    throw new ConfigError('invalid configuration: ACTIVE_KEY_ID is required when MASTER_KEYS is set');
+  }
+  if (cfg.DEFAULT_TTL_SECONDS > cfg.MAX_RETENTION_SECONDS) {
+    throw new ConfigError('invalid configuration: DEFAULT_TTL_SECONDS must not exceed MAX_RETENTION_SECONDS');
+  }
+  return cfg;
+}
+
+function redactIfSecret(name: string, value: string): string {
+  return /KEY|SECRET|TOKEN|PASSWORD/.test(name) ? '[redacted]' : value;
+}

@@ -1,0 +1,47 @@
+import type { Queryable } from '../pool.js';
+import type { Scope } from '../../domain/kinds.js';
+
+export interface AppRow {
+  id: string;
+  name: string;
+  webhook_url: string | null;
+  webhook_secret: string;
+  limits: Record<string, unknown>;
+  created_at: Date;
+}
+
+export interface ApiKeyRow {
+  id: number;
+  app_id: string;
+  prefix: string;
+  scopes: Scope[];
+  revoked_at: Date | null;
+}
+
+export async function insertApp(db: Queryable, a: { id: string; name: string; webhookUrl: string | null; webhookSecret: string }): Promise<AppRow> {
+  const { rows } = await db.query<AppRow>(
+    'INSERT INTO apps (id, name, webhook_url, webhook_secret) VALUES ($1, $2, $3, $4) RETURNING *',
+    [a.id, a.name, a.webhookUrl, a.webhookSecret],
+  );
+  return rows[0]!;
+}
+
+export async function getApp(db: Queryable, id: string): Promise<AppRow | null> {
+  const { rows } = await db.query<AppRow>('SELECT * FROM apps WHERE id = $1', [id]);
+  return rows[0] ?? null;
+}
+
+export async function insertApiKey(db: Queryable, k: { appId: string; prefix: string; hash: string; scopes: readonly Scope[] }): Promise<void> {
+  await db.query('INSERT INTO api_keys (app_id, prefix, key_hash, scopes) VALUES ($1, $2, $3, $4)', [k.appId, k.prefix, k.hash, k.scopes]);
+}
+
+/** The key for a hash, revoked or not: the caller decides (revoked → 401). */
+export async function findApiKeyByHash(db: Queryable, hash: string): Promise<ApiKeyRow | null> {
+  const { rows } = await db.query<ApiKeyRow>('SELECT id, app_id, prefix, scopes, revoked_at FROM api_keys WHERE key_hash = $1', [hash]);
+  return rows[0] ?? null;
+}
+
+export async function revokeApiKey(db: Queryable, prefix: string): Promise<boolean> {
+  const { rowCount } = await db.query('UPDATE api_keys SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL', [prefix]);
+  return (rowCount ?? 0) > 0;
+}

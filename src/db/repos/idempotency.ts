@@ -1,0 +1,28 @@
+import type { Queryable } from '../pool.js';
+
+export interface IdempotencyRow {
+  request_hash: string;
+  status_code: number | null;
+  response: unknown;
+}
+
+/** Claims a key for this request; returns the existing row when the key was used before. */
+export async function claimIdempotencyKey(db: Queryable, appId: string, key: string, requestHash: string): Promise<IdempotencyRow | null> {
+  const { rows } = await db.query<IdempotencyRow>(
+    `INSERT INTO idempotency_keys (app_id, key, request_hash) VALUES ($1, $2, $3)
+     ON CONFLICT (app_id, key) DO NOTHING RETURNING request_hash, status_code, response`,
+    [appId, key, requestHash],
+  );
+  if (rows[0]) return null;
+  const existing = await db.query<IdempotencyRow>('SELECT request_hash, status_code, response FROM idempotency_keys WHERE app_id = $1 AND key = $2', [appId, key]);
+  return existing.rows[0] ?? null;
+}
+
+export async function completeIdempotencyKey(db: Queryable, appId: string, key: string, statusCode: number, response: unknown): Promise<void> {
+  await db.query('UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE app_id = $1 AND key = $2', [appId, key, statusCode, JSON.stringify(response)]);
+}
+
+/** A request that failed before answering frees its key, so the client's retry is processed. */
+export async function releaseIdempotencyKey(db: Queryable, appId: string, key: string): Promise<void> {
+  await db.query('DELETE FROM idempotency_keys WHERE app_id = $1 AND key = $2 AND status_code IS NULL', [appId, key]);
+}

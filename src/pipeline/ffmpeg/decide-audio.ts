@@ -1,0 +1,83 @@
+/**
+ * Audio and voice-note decisions from the probe (pure): keep what recipients already play, encode
+ * the rest, and size a voice note's bitrate from its duration.
+ */
+import { canonicalMime } from '../../domain/policies.js';
+import type { AudioLimits, VoiceNoteLimits } from './av-limits.js';
+import type { ProbeDescription } from './probe.js';
+
+/** Container (canonical sniffed MIME) → codecs stored as sent because phones and browsers play them. */
+const PLAYABLE: Readonly<Record<string, readonly string[]>> = {
+  'audio/mpeg': ['mp3'],
+  'audio/aac': ['aac'],
+  'audio/mp4': ['aac'],
+  'audio/ogg': ['opus', 'vorbis'],
+  'audio/amr': ['amr_nb', 'amr_wb'],
+  'audio/3gpp': ['amr_nb', 'amr_wb', 'aac'],
+};
+
+export type AudioDecision =
+  | { action: 'reject'; reason: string }
+  | { action: 'keep'; audioIndex: number; durationMs: number | null }
+  | { action: 'encode'; audioIndex: number; durationMs: number | null; kbps: number; channels: number };
+
+function durationCheck(durationMs: number | null, maxMs: number, what: string): string | null {
+  if (durationMs !== null && durationMs > maxMs) {
+    return `the ${what} lasts ${Math.round(durationMs / 1000)} s, over the ${Math.round(maxMs / 1000)} s limit`;
+  }
+  return null;
+}
+
+export function decideAudio(probe: ProbeDescription, sniffedMime: string, limits: AudioLimits): AudioDecision {
+  const a = probe.audio;
+  if (!a) return { action: 'reject', reason: 'the file has no audio stream' };
+  const tooLong = durationCheck(probe.durationMs, limits.maxDurationMs, 'audio');
+  if (tooLong) return { action: 'reject', reason: tooLong };
+  const playable = PLAYABLE[canonicalMime(sniffedMime)]?.includes(a.codec) ?? false;
+  // A real video track in an "audio" file (an M4A that is a film) would be stored as audio: drop it by encoding.
+  if (playable && probe.streamCounts.video === 0) return { action: 'keep', audioIndex: a.index, durationMs: probe.durationMs };
+  return {
+    action: 'encode',
+    audioIndex: a.index,
+    durationMs: probe.durationMs,
+    kbps: limits.aacKbps,
+    channels: Math.min(2, a.channels ?? 2),
+  };
+}
+
+export type VoiceNoteDecision =
+  | { action: 'reject'; reason: string }
+  | { action: 'keep'; audioIndex: number; durationMs: number | null }
+  | { action: 'encode'; audioIndex: number; durationMs: number | null; kbps: number };
+
+/**
+ * The Opus bitrate that keeps a note of this duration under the target size, within the speech
+ * range [minKbps, maxKbps]; unknown duration gets the floor (the safe side of the size target).
+ */
+export function voiceNoteKbps(durationMs: number | null, limits: VoiceNoteLimits): number {
+  if (durationMs === null || durationMs <= 0) return limits.minKbps;
+  // 3% for Ogg page headers (about 1% at 20 ms frames) and VBR drift.
+  const kbps = Math.floor((limits.targetBytes * 8 * 0.97) / (durationMs / 1000) / 1000);
+  return Math.max(limits.minKbps, Math.min(limits.maxKbps, kbps));
+}
+
+export function decideVoiceNote(
+  probe: ProbeDescription,
+  sniffedMime: string,
+  sizeBytes: number,
+  limits: VoiceNoteLimits,
+): VoiceNoteDecision {
+  const a = probe.audio;
+  if (!a) return { action: 'reject', reason: 'the file has no audio stream' };
+  const tooLong = durationCheck(probe.durationMs, limits.maxDurationMs, 'voice note');
+  if (tooLong) return { action: 'reject', reason: tooLong };
+  const isMonoOggOpus =
+    canonicalMime(sniffedMime) === 'audio/ogg' &&
+    a.codec === 'opus' &&
+    a.channels === 1 &&
+    probe.streamCounts.audio === 1 &&
+    probe.streamCounts.video === 0 &&
+    probe.streamCounts.attachedPictures === 0;
+  if (isMonoOggOpus && sizeBytes <= limits.maxBytes) return { action: 'keep', audioIndex: a.index, durationMs: probe.durationMs };
+  return { action: 'encode', audioIndex: a.index, durationMs: probe.durationMs, kbps: voiceNoteKbps(probe.durationMs, limits) };
+}

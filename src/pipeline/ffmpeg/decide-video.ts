@@ -1,0 +1,211 @@
+/**
+ * Remux or re-encode, decided from the probe alone (pure). The rule: never re-encode what a phone
+ * already plays (H.264 yuv420p + AAC within the size and resolution limits); re-encode only the
+ * streams that need it; and when re-encoding, pick a bitrate that makes the file fit by
+ * construction rather than by trial.
+ */
+import type { VideoLimits } from './av-limits.js';
+import type { ProbeAudio, ProbeDescription, ProbeVideo } from './probe.js';
+
+export interface VideoEncode {
+  mode: 'encode';
+  width: number;
+  height: number;
+  crf: number;
+  preset: string;
+  maxrateKbps: number;
+  bufsizeKbps: number;
+  maxFps: number;
+}
+export interface AudioEncode {
+  mode: 'encode';
+  kbps: number;
+  channels: number;
+}
+export interface StreamCopy {
+  mode: 'copy';
+}
+
+export type VideoDecision =
+  | { action: 'reject'; reason: string }
+  | {
+      action: 'remux';
+      durationMs: number;
+      videoIndex: number;
+      audioIndex: number | null;
+      width: number;
+      height: number;
+    }
+  | {
+      action: 'transcode';
+      durationMs: number;
+      videoIndex: number;
+      audioIndex: number | null;
+      width: number;
+      height: number;
+      video: VideoEncode | StreamCopy;
+      audio: AudioEncode | StreamCopy | null;
+    };
+
+export interface VideoFacts {
+  /** Duration resolved by the caller (probe, or a packet scan when the container has none). */
+  durationMs: number | null;
+  sizeBytes: number;
+  /** Set after a remux came out too large: stream copy is then not an option. */
+  forceEncode?: boolean;
+}
+
+const H264_PROFILES = new Set(['Baseline', 'Constrained Baseline', 'Main', 'High']);
+const AAC_PROFILES = new Set(['LC', 'HE-AAC', 'HE-AACv2']);
+
+/** H.264 that every phone decodes in hardware, at a size we would store. */
+export function videoStreamCompliant(v: ProbeVideo, limits: VideoLimits): boolean {
+  return (
+    v.codec === 'h264' &&
+    (v.pixFmt === 'yuv420p' || v.pixFmt === 'yuvj420p') &&
+    v.profile !== null &&
+    H264_PROFILES.has(v.profile) &&
+    v.width % 2 === 0 &&
+    v.height % 2 === 0 &&
+    v.sampleAspectRatio === null &&
+    Math.max(v.displayWidth, v.displayHeight) <= limits.maxLongSide &&
+    (v.fps === null || v.fps <= limits.maxFps + 0.5)
+  );
+}
+
+/** AAC in a profile MP4 players handle, mono or stereo (5.1 is downmixed by re-encoding). */
+export function audioStreamCompliant(a: ProbeAudio): boolean {
+  return a.codec === 'aac' && (a.profile === null || AAC_PROFILES.has(a.profile)) && (a.channels === null || a.channels <= 2);
+}
+
+/** Scales (w, h) to fit `longSide`, never up, both even (yuv420p needs it), at least 2. */
+export function fitEven(width: number, height: number, longSide: number): { width: number; height: number } {
+  const scale = Math.min(1, longSide / Math.max(width, height));
+  const even = (n: number): number => Math.max(2, Math.round((n * scale) / 2) * 2);
+  return { width: even(width), height: even(height) };
+}
+
+/** Lower resolution when the budget is low: fewer pixels at the same bitrate look better than mush. */
+export function longSideForBitrate(maxrateKbps: number, maxLongSide: number): number {
+  if (maxrateKbps < 500) return Math.min(640, maxLongSide);
+  if (maxrateKbps < 1000) return Math.min(854, maxLongSide);
+  return maxLongSide;
+}
+
+function fmtMinutes(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 120 ? `${Math.round(s / 60)} min` : `${s} s`;
+}
+
+export function decideVideo(probe: ProbeDescription, facts: VideoFacts, limits: VideoLimits): VideoDecision {
+  const v = probe.video;
+  if (!v) return { action: 'reject', reason: 'the file has no video stream' };
+  const durationMs = facts.durationMs;
+  if (durationMs === null || durationMs <= 0) return { action: 'reject', reason: 'the video has no measurable duration' };
+  if (durationMs > limits.maxDurationMs) {
+    return { action: 'reject', reason: `the video lasts ${fmtMinutes(durationMs)}, over the ${fmtMinutes(limits.maxDurationMs)} limit` };
+  }
+  if (v.width * v.height > limits.maxInputPixels) {
+    return { action: 'reject', reason: `video frames of ${v.width}x${v.height} exceed the ${limits.maxInputPixels} pixel limit` };
+  }
+
+  const a = probe.audio;
+  const audioIndex = a ? a.index : null;
+  const videoOk = !facts.forceEncode && videoStreamCompliant(v, limits);
+  const audioOk = !facts.forceEncode && (a === null || audioStreamCompliant(a));
+
+  if (videoOk && audioOk && facts.sizeBytes <= limits.maxBytes) {
+    return { action: 'remux', durationMs, videoIndex: v.index, audioIndex, width: v.displayWidth, height: v.displayHeight };
+  }
+
+  const durS = durationMs / 1000;
+  const budgetKbits = (limits.maxBytes * 8 * (1 - limits.overheadRatio)) / 1000;
+
+  // Audio: copy compliant AAC of a known, modest bitrate; otherwise encode.
+  let audio: AudioEncode | StreamCopy | null = null;
+  let audioKbps = 0;
+  if (a) {
+    const copyKbps = a.bitRate !== null ? a.bitRate / 1000 : null;
+    if (audioOk && copyKbps !== null && copyKbps <= 192) {
+      audio = { mode: 'copy' };
+      audioKbps = copyKbps;
+    } else {
+      audio = { mode: 'encode', kbps: limits.audioKbps, channels: Math.min(2, a.channels ?? 2) };
+      audioKbps = limits.audioKbps;
+    }
+  }
+
+  // Video copy: compliant H.264 whose own bitrate fits beside the audio (only the audio was wrong).
+  if (videoOk) {
+    const sourceVideoKbps = v.bitRate !== null ? v.bitRate / 1000 : (facts.sizeBytes * 8) / 1000 / durS - audioKbps;
+    if ((sourceVideoKbps + audioKbps) * durS <= budgetKbits) {
+      return {
+        action: 'transcode',
+        durationMs,
+        videoIndex: v.index,
+        audioIndex,
+        width: v.displayWidth,
+        height: v.displayHeight,
+        video: { mode: 'copy' },
+        audio,
+      };
+    }
+  }
+
+  // The VBV model bounds video bits by maxrate × (duration + buffer), so this maxrate fits by construction.
+  const maxrateFor = (aKbps: number): number => Math.floor((budgetKbits - aKbps * durS) / (durS + limits.bufferSeconds));
+  let maxrate = maxrateFor(audioKbps);
+  if (maxrate < 1000 && audio?.mode === 'encode' && limits.lowAudioKbps < audio.kbps) {
+    audio = { ...audio, kbps: limits.lowAudioKbps };
+    audioKbps = limits.lowAudioKbps;
+    maxrate = maxrateFor(audioKbps);
+  }
+  if (maxrate < limits.minVideoKbps) {
+    return {
+      action: 'reject',
+      reason:
+        `a ${fmtMinutes(durationMs)} video cannot fit ${limits.maxBytes / 1_000_000} MB: it would get ` +
+        `${Math.max(0, maxrate)} kbit/s of video, below the ${limits.minVideoKbps} kbit/s floor`,
+    };
+  }
+  maxrate = Math.min(maxrate, limits.maxVideoKbps);
+  const { width, height } = fitEven(v.displayWidth, v.displayHeight, longSideForBitrate(maxrate, limits.maxLongSide));
+  return {
+    action: 'transcode',
+    durationMs,
+    videoIndex: v.index,
+    audioIndex,
+    width,
+    height,
+    video: {
+      mode: 'encode',
+      width,
+      height,
+      crf: limits.crf,
+      preset: limits.preset,
+      maxrateKbps: maxrate,
+      bufsizeKbps: maxrate * limits.bufferSeconds,
+      maxFps: limits.maxFps,
+    },
+    audio,
+  };
+}
+
+/**
+ * A second and last try when an encode still came out over the limit (x264's VBV is a model, and
+ * copied audio can exceed its declared bitrate): scale the video bitrate by the overshoot plus a
+ * 10% margin. Null when that would fall below the floor or there is nothing to lower.
+ */
+export function refitVideo(decision: VideoDecision, actualBytes: number, limits: VideoLimits): VideoDecision | null {
+  if (decision.action !== 'transcode' || decision.video.mode !== 'encode') return null;
+  const ratio = (limits.maxBytes / actualBytes) * 0.9;
+  const maxrate = Math.floor(decision.video.maxrateKbps * ratio);
+  if (maxrate < limits.minVideoKbps || ratio >= 1) return null;
+  const { width, height } = fitEven(decision.width, decision.height, longSideForBitrate(maxrate, Math.max(decision.width, decision.height)));
+  return {
+    ...decision,
+    width,
+    height,
+    video: { ...decision.video, width, height, maxrateKbps: maxrate, bufsizeKbps: maxrate * limits.bufferSeconds },
+  };
+}

@@ -1,0 +1,26 @@
+import { PermanentError } from '../../domain/errors.js';
+import { buildProbeArgs } from './args.js';
+import { toolTimeoutMs } from './av-limits.js';
+import { withToolErrors } from './failure.js';
+import { parseProbe, type ProbeDescription } from './probe.js';
+import { runFfprobe } from './run.js';
+
+export interface ProbeMediaInput {
+  path: string;
+  demuxer: string;
+  signal?: AbortSignal | undefined;
+}
+
+/** ffprobe with the forced demuxer; unreadable media is a final MEDIA_REJECTED, a killed probe is transient. */
+export async function probeMedia(input: ProbeMediaInput): Promise<ProbeDescription> {
+  const { stdout } = await withToolErrors('probing the media', () =>
+    runFfprobe({ args: buildProbeArgs(input.path, input.demuxer), timeoutMs: toolTimeoutMs('probe', null), signal: input.signal }),
+  );
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout.toString('utf8'));
+  } catch {
+    throw new PermanentError('MEDIA_REJECTED', 'probing the media: ffprobe described it in invalid JSON');
+  }
+  return parseProbe(json);
+}

@@ -1,0 +1,213 @@
+/**
+ * The one module that starts ffmpeg and ffprobe. Everything else builds argument lists with pure
+ * functions and hands them here.
+ *
+ * Why plain `spawn` and not fluent-ffmpeg: its repository is archived, it probes ffmpeg's
+ * capabilities once per process (0.1–0.2 s), and its command builder would duplicate the pure
+ * builders we test with exact equality. What we need from it — a process, a timeout, progress and
+ * an error with stderr — is this file.
+ *
+ * - No shell: arguments go to execve as they are, so a file name can never become syntax.
+ * - `detached: true` makes the child a process-group leader, so a timeout or an abort kills the
+ *   whole group (ffmpeg plus anything it may start) with one `kill(-pid)`.
+ * - `-progress pipe:3` uses a dedicated fd, which leaves stdout free for data (raw PCM for the
+ *   waveform) and stderr for diagnostics, of which only a tail is kept for the error message.
+ * - `-timelimit` (ffmpeg's RLIMIT_CPU) is a backstop for a child that outlives us: if this
+ *   process dies, nothing here can kill the group any more, but the kernel still will.
+ */
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import type { Logger } from '../../log.js';
+import { createProgressParser } from './progress.js';
+
+export type Tool = 'ffmpeg' | 'ffprobe';
+
+export interface RunToolOptions {
+  args: readonly string[];
+  /** Wall-clock limit; past it the process group is killed and a transient error thrown. */
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+  /** Receives what the tool writes to stdout, chunk by chunk (ffmpeg outputs to `pipe:1`). */
+  onStdout?: ((chunk: Buffer) => void) | undefined;
+  /** Media time processed, from `-progress`; only for ffmpeg. */
+  onProgressTime?: ((outTimeMs: number) => void) | undefined;
+  /** Collect stdout into the result (ffprobe's JSON), up to this many bytes. */
+  collectStdoutBytes?: number | undefined;
+  log?: Logger | undefined;
+}
+
+export interface RunToolResult {
+  stdout: Buffer;
+  stderrTail: string;
+  wallMs: number;
+}
+
+/** A tool that ran and failed: the exit status and the end of what it said. */
+export class ToolExitError extends Error {
+  readonly tool: Tool;
+  readonly exitCode: number | null;
+  readonly exitSignal: NodeJS.Signals | null;
+  readonly stderrTail: string;
+  readonly timedOut: boolean;
+  constructor(tool: Tool, exitCode: number | null, exitSignal: NodeJS.Signals | null, stderrTail: string, timedOut: boolean) {
+    const why = timedOut ? 'timed out' : exitSignal ? `was killed by ${exitSignal}` : `exited with code ${exitCode}`;
+    super(`${tool} ${why}${stderrTail ? `: ${lastLines(stderrTail, 3)}` : ''}`);
+    this.name = 'ToolExitError';
+    this.tool = tool;
+    this.exitCode = exitCode;
+    this.exitSignal = exitSignal;
+    this.stderrTail = stderrTail;
+    this.timedOut = timedOut;
+  }
+}
+
+const STDERR_TAIL_BYTES = 4096;
+
+/** The binary to run: `FFMPEG_PATH` / `FFPROBE_PATH` when set (read per call so tests can point elsewhere), else PATH. */
+export function toolBinary(tool: Tool): string {
+  const fromEnv = tool === 'ffmpeg' ? process.env.FFMPEG_PATH : process.env.FFPROBE_PATH;
+  return fromEnv && fromEnv.trim() !== '' ? fromEnv : tool;
+}
+
+/** Process groups still running, killed if this process exits first (a crash, `process.exit`). */
+const live = new Set<number>();
+let exitHookInstalled = false;
+function trackGroup(pid: number): void {
+  live.add(pid);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const p of live) killGroup(p);
+    });
+  }
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+/** Runs ffmpeg or ffprobe to completion; rejects with ToolExitError, the abort reason, or a spawn error. */
+export function runTool(tool: Tool, opts: RunToolOptions): Promise<RunToolResult> {
+  const started = Date.now();
+  const signal = opts.signal;
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
+
+  const args: string[] = [];
+  if (tool === 'ffmpeg') {
+    // CPU-seconds backstop: wall timeout × 2 cores, plus slack.
+    args.push('-timelimit', String(Math.ceil((opts.timeoutMs / 1000) * 2) + 10));
+    if (opts.onProgressTime) args.push('-progress', 'pipe:3', '-nostats');
+  }
+  args.push(...opts.args);
+
+  return new Promise<RunToolResult>((resolve, reject) => {
+    const child = spawn(toolBinary(tool), args, {
+      detached: true,
+      shell: false,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      windowsHide: true,
+    });
+    const pid = child.pid;
+    let timedOut = false;
+    let aborted = false;
+    let settled = false;
+    let stderrTail = '';
+    const stdoutParts: Buffer[] = [];
+    let stdoutBytes = 0;
+    let stdoutOverflow = false;
+
+    const finish = (err: unknown, result?: RunToolResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (pid !== undefined) live.delete(pid);
+      if (err) reject(err);
+      else resolve(result!);
+    };
+
+    const stop = (): void => {
+      if (pid !== undefined) killGroup(pid);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, opts.timeoutMs);
+    const onAbort = (): void => {
+      aborted = true;
+      stop();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (pid !== undefined) trackGroup(pid);
+
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (opts.onStdout) {
+        try {
+          opts.onStdout(chunk);
+        } catch (e) {
+          stop();
+          finish(e);
+          return;
+        }
+      }
+      if (opts.collectStdoutBytes !== undefined) {
+        stdoutBytes += chunk.length;
+        if (stdoutBytes > opts.collectStdoutBytes) {
+          if (!stdoutOverflow) {
+            stdoutOverflow = true;
+            stop();
+          }
+        } else {
+          stdoutParts.push(chunk);
+        }
+      }
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (s: string) => {
+      stderrTail = (stderrTail + s).slice(-STDERR_TAIL_BYTES);
+    });
+    const progressStream = child.stdio[3] as Readable | null | undefined;
+    if (progressStream && opts.onProgressTime) {
+      const parser = createProgressParser(opts.onProgressTime);
+      progressStream.setEncoding('utf8');
+      progressStream.on('data', (s: string) => parser.push(s));
+    } else {
+      progressStream?.resume();
+    }
+
+    child.once('error', (err) => finish(err));
+    child.once('close', (code, sig) => {
+      const wallMs = Date.now() - started;
+      if (aborted && signal) return finish(abortReason(signal));
+      if (stdoutOverflow) return finish(new Error(`${tool} wrote more than ${opts.collectStdoutBytes} bytes to stdout`));
+      if (timedOut) {
+        opts.log?.warn({ tool, timeoutMs: opts.timeoutMs }, 'media tool timed out; process group killed');
+        return finish(new ToolExitError(tool, code, sig, stderrTail, true));
+      }
+      if (code !== 0) return finish(new ToolExitError(tool, code, sig, stderrTail, false));
+      finish(null, { stdout: Buffer.concat(stdoutParts), stderrTail, wallMs });
+    });
+  });
+}
+
+/** ffmpeg with the runner's progress fd and CPU backstop. */
+export function runFfmpeg(opts: RunToolOptions): Promise<RunToolResult> {
+  return runTool('ffmpeg', opts);
+}
+
+/** ffprobe, its JSON collected from stdout (bounded: a probe answer is a few KB). */
+export function runFfprobe(opts: Omit<RunToolOptions, 'onProgressTime' | 'onStdout'>): Promise<RunToolResult> {
+  return runTool('ffprobe', { collectStdoutBytes: 4 * 1024 * 1024, ...opts });
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
+}
+
+function lastLines(text: string, n: number): string {
+  return text.trim().split('\n').slice(-n).join(' | ');
+}

@@ -1,0 +1,115 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
+import { PermanentError } from '../domain/errors.js';
+import { canonicalMime } from '../domain/policies.js';
+import { bmpToPng } from './ffmpeg/bmp-to-png.js';
+import { IMAGE_LIMITS, type ImageLimits } from './image/limits.js';
+import { planImage, stillFormatForOpacity, type ImageFacts } from './image/plan-image.js';
+import { sharpFailureError } from './image/sharp-failure.js';
+import { encoderLadder, EXT_OF_FORMAT, MIME_OF_FORMAT, sharpInputOptions, type EncoderChoice } from './image/sharp-options.js';
+import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from './normalize-types.js';
+
+/**
+ * Image → JPEG (opaque), PNG (alpha actually used), or GIF/WEBP kept animated; auto-oriented,
+ * longest side ≤ 4096, every metadata block dropped.
+ *
+ * Colour: pixels are converted to sRGB through the embedded ICC profile, then the profile is
+ * dropped with the rest of the metadata. Keeping a Display P3 profile would keep wide-gamut
+ * colour, but many receivers (Android thumbnails, web views, older clients) ignore profiles and
+ * would show the untagged values washed out; sRGB looks right everywhere. The cost is CPU on
+ * profile-tagged inputs only (measured in the bench).
+ *
+ * Every image is re-encoded, even a clean JPEG: keeping bytes would keep APPn/COM segments we do
+ * not parse, and re-encoding is the one way to be sure nothing rides along.
+ */
+export async function normalizeImage(input: NormalizeInput, limits: ImageLimits = IMAGE_LIMITS): Promise<NormalizeOutput> {
+  const mime = canonicalMime(input.sniffedMime);
+  const source =
+    mime === 'image/bmp'
+      ? await bmpToPng({ inputPath: input.inputPath, scratchDir: input.scratchDir, maxPixels: limits.maxPixels, signal: input.signal })
+      : input.inputPath;
+
+  const meta = await readMetadata(source);
+  const facts: ImageFacts = {
+    mime,
+    format: meta.format,
+    width: meta.width,
+    height: meta.pageHeight ?? meta.height,
+    pages: meta.pages ?? 1,
+    hasAlpha: meta.hasAlpha,
+    compression: meta.compression ?? null,
+  };
+  const plan = planImage(facts, limits);
+  if (plan.action === 'reject') throw new PermanentError(plan.code, plan.reason);
+  input.signal?.throwIfAborted();
+
+  const inputOptions = sharpInputOptions(plan.limitInputPixels, plan.animated);
+  let format = plan.output;
+  if (format === 'by-opacity') {
+    // An alpha channel that is 255 everywhere (screenshots, exports) carries nothing: store a JPEG.
+    const stats = await sharp(source, inputOptions)
+      .timeout({ seconds: limits.timeoutSeconds })
+      .stats()
+      .catch((err: unknown) => {
+        throw sharpFailureError(err, 'reading the image');
+      });
+    format = stillFormatForOpacity(stats.isOpaque);
+  }
+  input.signal?.throwIfAborted();
+
+  const pipeline = (): Sharp => {
+    let img = sharp(source, inputOptions).timeout({ seconds: limits.timeoutSeconds }).autoOrient();
+    if (plan.fitLongSide !== null) img = img.resize({ width: plan.fitLongSide, height: plan.fitLongSide, fit: 'inside', withoutEnlargement: true });
+    // 8-bit sRGB out: converts CMYK and 16-bit inputs, and is the space the ICC transform lands in.
+    return img.toColourspace('srgb');
+  };
+
+  const outputPath = join(input.scratchDir, `image.${EXT_OF_FORMAT[format]}`);
+  let info: OutputInfo | null = null;
+  for (const choice of encoderLadder(format)) {
+    input.signal?.throwIfAborted();
+    info = await encode(pipeline(), choice, outputPath);
+    if (info.size <= limits.maxBytes) break;
+    input.log.debug({ size: info.size, choice }, 'image over the byte limit; trying a smaller encode');
+    info = null;
+  }
+  if (!info) {
+    const size = (await stat(outputPath)).size;
+    throw new PermanentError('MEDIA_REJECTED', `the image is ${(size / 1e6).toFixed(1)} MB as ${format.toUpperCase()}, over the ${limits.maxBytes / 1e6} MB limit`);
+  }
+
+  const mimeType = MIME_OF_FORMAT[format];
+  const transform = reencodedTransform(mime, mimeType);
+  const width = info.width;
+  const height = info.pageHeight ?? info.height;
+  input.log.info({ transform, from: mime, to: mimeType, width, height, pages: info.pages ?? 1, bytes: info.size }, 'image normalized');
+  return { outputPath, mimeType, transform, width, height, durationMs: null, pages: null, waveform: null, variants: [] };
+}
+
+/** Header-only read; an undecodable header is the image's fault. */
+async function readMetadata(path: string): Promise<Metadata> {
+  try {
+    // No pixel limit here: the plan refuses oversize images with a message that says the size.
+    return await sharp(path, { limitInputPixels: false, failOn: 'error' }).metadata();
+  } catch (err) {
+    throw sharpFailureError(err, 'reading the image header');
+  }
+}
+
+async function encode(img: Sharp, choice: EncoderChoice, outputPath: string): Promise<OutputInfo> {
+  try {
+    switch (choice.format) {
+      case 'jpeg':
+        return await img.jpeg(choice.options).toFile(outputPath);
+      case 'png':
+        return await img.png(choice.options).toFile(outputPath);
+      case 'webp':
+        return await img.webp(choice.options).toFile(outputPath);
+      case 'gif':
+        return await img.gif(choice.options).toFile(outputPath);
+    }
+  } catch (err) {
+    throw sharpFailureError(err, 'converting the image');
+  }
+}

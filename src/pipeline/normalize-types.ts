@@ -1,0 +1,51 @@
+import type { MediaKind } from '../domain/kinds.js';
+import type { Logger } from '../log.js';
+
+export interface NormalizeInput {
+  /** Plaintext scratch file, already size-capped and sniffed. */
+  inputPath: string;
+  /** Canonical MIME from file-type / text detection (see canonicalMime in domain/policies). */
+  sniffedMime: string;
+  kind: MediaKind;
+  /** Per-job dir in os.tmpdir(); outputs are written here; the caller removes it. */
+  scratchDir: string;
+  log: Logger;
+  /** Abort kills ffmpeg's process group; sharp work is checked between phases. */
+  signal?: AbortSignal | undefined;
+  /** 0..100, throttled here (at most about once a second, increasing only). */
+  onProgress?: ((percent: number) => void) | undefined;
+}
+
+export interface NormalizeVariant {
+  name: 'poster';
+  path: string;
+  mimeType: string;
+}
+
+/**
+ * - `kept`: the bytes as sent (outputPath === inputPath);
+ * - `remuxed`: streams copied unchanged into a new container;
+ * - `transcoded`: re-encoded, stored in the format it came in (JPEG → JPEG, MP4 → MP4);
+ * - `converted`: re-encoded into another format (PNG → JPEG, WebM → MP4, WAV → AAC/MP4).
+ */
+export type NormalizeTransform = 'kept' | 'remuxed' | 'transcoded' | 'converted';
+
+export interface NormalizeOutput {
+  /** The file to store (may equal inputPath when kept as sent). */
+  outputPath: string;
+  /** Stored MIME. */
+  mimeType: string;
+  transform: NormalizeTransform;
+  width: number | null;
+  height: number | null;
+  durationMs: number | null;
+  pages: number | null;
+  /** 64 values 0..100 for voice notes. */
+  waveform: number[] | null;
+  variants: NormalizeVariant[];
+}
+
+/** `transcoded` when the stored type is the sniffed one, else `converted`. */
+export function reencodedTransform(sniffedMime: string, storedMime: string): 'transcoded' | 'converted' {
+  return sniffedMime === storedMime ? 'transcoded' : 'converted';
+}

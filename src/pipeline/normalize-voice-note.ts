@@ -1,0 +1,93 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PermanentError } from '../domain/errors.js';
+import { canonicalMime } from '../domain/policies.js';
+import { buildVoiceNoteArgs, buildWaveformArgs, type InputSpec } from './ffmpeg/args.js';
+import { toolTimeoutMs, VOICE_NOTE_LIMITS, type VoiceNoteLimits } from './ffmpeg/av-limits.js';
+import { decideVoiceNote } from './ffmpeg/decide-audio.js';
+import { demuxerFor } from './ffmpeg/demuxer.js';
+import { withToolErrors } from './ffmpeg/failure.js';
+import { probeMedia } from './ffmpeg/probe-media.js';
+import { createProgressThrottle, progressPercent } from './ffmpeg/progress.js';
+import { runFfmpeg } from './ffmpeg/run.js';
+import { scanDuration } from './ffmpeg/scan-duration.js';
+import { createWaveformAccumulator } from './ffmpeg/waveform.js';
+import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from './normalize-types.js';
+
+/**
+ * Voice note → OGG Opus mono 48 kHz with a 64-bar waveform. Mono OGG Opus is kept byte for byte
+ * (only decoded once, for the waveform); anything else is encoded at a bitrate sized from the
+ * duration, and the waveform comes from the same ffmpeg run (a second output of raw PCM on stdout).
+ */
+export async function normalizeVoiceNote(input: NormalizeInput, limits: VoiceNoteLimits = VOICE_NOTE_LIMITS): Promise<NormalizeOutput> {
+  const mime = canonicalMime(input.sniffedMime);
+  const demuxer = demuxerFor(mime);
+  if (!demuxer) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${mime} cannot be read as a voice note`);
+  const source: InputSpec = { path: input.inputPath, demuxer, threads: limits.threads };
+  let probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal });
+  if (probe.durationMs === null && probe.audio) {
+    // Browser recordings (WebM) state no duration; the bitrate is chosen from it, so measure it.
+    probe = { ...probe, durationMs: await scanDuration(source, probe.audio.index, limits.maxDurationMs, input.signal) };
+  }
+  const sizeBytes = (await stat(input.inputPath)).size;
+  const decision = decideVoiceNote(probe, mime, sizeBytes, limits);
+  if (decision.action === 'reject') throw new PermanentError('MEDIA_REJECTED', decision.reason);
+
+  const report = createProgressThrottle(input.onProgress);
+  const waveform = createWaveformAccumulator({ sampleRate: limits.waveformSampleRate, bars: limits.waveformBars });
+  const capMs = Math.min((decision.durationMs ?? limits.maxDurationMs) + 1000, limits.maxDurationMs);
+  const onProgressTime = (ms: number): void => {
+    const p = progressPercent(ms, decision.durationMs);
+    if (p !== null) report(p);
+  };
+  const onStdout = (chunk: Buffer): void => waveform.push(chunk);
+
+  let outputPath = input.inputPath;
+  if (decision.action === 'keep') {
+    await withToolErrors('decoding the voice note', () =>
+      runFfmpeg({
+        args: buildWaveformArgs(source, decision.audioIndex, capMs, limits.waveformSampleRate),
+        timeoutMs: toolTimeoutMs('decode', decision.durationMs ?? limits.maxDurationMs),
+        signal: input.signal,
+        log: input.log,
+        onProgressTime,
+        onStdout,
+      }),
+    );
+  } else {
+    outputPath = join(input.scratchDir, 'voice.ogg');
+    const plan = { audioIndex: decision.audioIndex, kbps: decision.kbps, maxDurationMs: capMs, waveformSampleRate: limits.waveformSampleRate };
+    await withToolErrors('encoding the voice note', () =>
+      runFfmpeg({
+        args: buildVoiceNoteArgs(source, plan, outputPath),
+        timeoutMs: toolTimeoutMs('encode', decision.durationMs ?? limits.maxDurationMs),
+        signal: input.signal,
+        log: input.log,
+        onProgressTime,
+        onStdout,
+      }),
+    );
+    const outBytes = (await stat(outputPath)).size;
+    if (outBytes > limits.maxBytes) {
+      throw new PermanentError('MEDIA_REJECTED', `the voice note is ${(outBytes / 1_000_000).toFixed(1)} MB as Opus, over the ${limits.maxBytes / 1_000_000} MB limit`);
+    }
+  }
+  report(100);
+
+  // The decoded sample count is the duration actually heard; the container's figure is the fallback.
+  const decodedMs = Math.round((waveform.samples / limits.waveformSampleRate) * 1000);
+  const durationMs = decodedMs > 0 ? decodedMs : decision.durationMs;
+  const transform = decision.action === 'keep' ? 'kept' : reencodedTransform(mime, 'audio/ogg');
+  input.log.info({ transform, kbps: decision.action === 'encode' ? decision.kbps : null, durationMs }, 'voice note normalized');
+  return {
+    outputPath,
+    mimeType: 'audio/ogg',
+    transform,
+    width: null,
+    height: null,
+    durationMs,
+    pages: null,
+    waveform: waveform.finish(),
+    variants: [],
+  };
+}

@@ -1,0 +1,212 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { AppError, isPermanent, PermanentError } from '../domain/errors.js';
+import { newMediaPath, stagingKey, storageKey, variantKey } from '../domain/ids.js';
+import type { MediaKind } from '../domain/kinds.js';
+import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, inputLimitBytes, kindAccepts } from '../domain/policies.js';
+import * as appsRepo from '../db/repos/apps.js';
+import * as mediaRepo from '../db/repos/media.js';
+import type { MediaRow } from '../db/repos/media.js';
+import type { Pool } from '../db/pool.js';
+import type { Logger } from '../log.js';
+import { bytesStoredTotal, processingSeconds } from '../metrics.js';
+import type { IngestPayload } from '../queue/payloads.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import type { Keyring } from '../storage/sealed-format.js';
+import { acquireInput } from './acquire-input.js';
+import { sealFileToStore } from './encrypt.js';
+import { normalize } from './normalize.js';
+import { sniffFile } from './sniff.js';
+
+export interface ProcessDeps {
+  pool: Pool;
+  store: BlobStore;
+  keyring: Keyring;
+  log: Logger;
+  config: { DEFAULT_TTL_SECONDS: number; MAX_RETENTION_SECONDS: number; ALLOW_PRIVATE_URLS: boolean; FILE_SOURCE_ROOT?: string; HARD_CAP_BYTES: number };
+  /** Tells the app's webhook (and anything else listening) where the media stands. */
+  onSettled?: (row: MediaRow, event: 'media.ready' | 'media.failed') => Promise<void>;
+}
+
+export interface ProcessContext {
+  attempt: number;
+  finalAttempt: boolean;
+  signal?: AbortSignal;
+  onProgress?: (percent: number) => Promise<void> | void;
+}
+
+export type ProcessOutcome = 'ready' | 'failed' | 'skipped';
+
+/**
+ * The media-ingest handler: the worker's only logic is this composition of steps. Safe to run
+ * twice: a row already past `processing` is left alone, and every transition is conditional.
+ */
+export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ctx: ProcessContext): Promise<ProcessOutcome> {
+  const mediaId = payload.mediaId!;
+  const log = deps.log.child({ mediaId, appId: payload.appId, attempt: ctx.attempt });
+  let row = await mediaRepo.getMediaById(deps.pool, mediaId);
+  if (!row) row = await createRowForProducerJob(deps, payload, log);
+  if (!row) return 'skipped';
+  if (row.app_id !== payload.appId) {
+    log.error('job app does not own this media; ignored');
+    return 'skipped';
+  }
+  if (row.status !== 'queued' && row.status !== 'processing') {
+    log.info({ status: row.status }, 'media already settled; duplicate delivery ignored');
+    return 'skipped';
+  }
+  const claimed = await mediaRepo.claimForProcessing(deps.pool, mediaId);
+  if (!claimed) return 'skipped';
+  row = claimed;
+
+  const started = process.hrtime.bigint();
+  const scratchDir = await mkdtemp(path.join(os.tmpdir(), `mediaflow-${mediaId}-`));
+  const written: string[] = [];
+  try {
+    const hardCap = Math.min(deps.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
+    const maxBytes = row.kind ? Math.min(inputLimitBytes(row.kind), hardCap) : hardCap;
+    const input = await acquireInput(
+      { store: deps.store, keyring: deps.keyring, allowPrivateUrls: deps.config.ALLOW_PRIVATE_URLS, fileSourceRoot: deps.config.FILE_SOURCE_ROOT },
+      { appId: row.app_id, mediaId, source: payload.source, scratchDir, maxBytes, signal: ctx.signal },
+    );
+    const sniffed = await sniffFile(input.path);
+    const declared = row.declared_mime ?? (input.contentType ? canonicalMime(input.contentType) : null);
+    const kind = decideKind(row.kind, sniffed.mime, declared, input.bytes);
+    if (!row.kind) await deps.pool.query('UPDATE media SET kind = $2 WHERE id = $1', [mediaId, kind]);
+    await ctx.onProgress?.(10);
+
+    const out = await normalize({
+      inputPath: input.path,
+      sniffedMime: sniffed.mime!,
+      kind,
+      scratchDir,
+      log,
+      signal: ctx.signal,
+      onProgress: (p) => void ctx.onProgress?.(10 + Math.round(p * 0.8)),
+    });
+    log.info({ transform: out.transform, from: sniffed.mime, to: out.mimeType }, 'normalized');
+
+    const sealed = await sealFileToStore(deps, { path: out.outputPath, key: row.storage_key, ctx: { purpose: 'media', appId: row.app_id, mediaId }, signal: ctx.signal });
+    written.push(row.storage_key);
+    const variants: MediaRow['variants'] = [];
+    for (const v of out.variants) {
+      const key = variantKey(row.app_id, mediaId, v.name);
+      const vs = await sealFileToStore(deps, { path: v.path, key, ctx: { purpose: 'variant', appId: row.app_id, mediaId }, signal: ctx.signal });
+      written.push(key);
+      variants.push({ name: v.name, key, mimeType: v.mimeType, bytes: vs.plainBytes });
+    }
+    const ready = await mediaRepo.markReady(deps.pool, mediaId, {
+      mimeType: out.mimeType,
+      detectedMime: sniffed.raw ?? sniffed.mime!,
+      sizeBytes: sealed.plainBytes,
+      storedBytes: sealed.sealedBytes,
+      checksum: sealed.sha256,
+      keyId: sealed.keyId,
+      width: out.width,
+      height: out.height,
+      durationMs: out.durationMs,
+      pages: out.pages,
+      waveform: out.waveform,
+      transform: out.transform,
+      variants,
+      inputBytes: input.bytes,
+      originalName: input.filename,
+    });
+    if (!ready) {
+      // Deleted (or settled elsewhere) while we worked: what we wrote must not outlive the row.
+      const now = await mediaRepo.getMediaById(deps.pool, mediaId);
+      if (now && (now.status === 'deleting' || now.status === 'deleted')) await deps.store.delete(written).catch(() => undefined);
+      log.warn({ status: now?.status }, 'media changed state during processing; result discarded');
+      return 'skipped';
+    }
+    await removeStaging(deps, row, log);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    processingSeconds.labels(kind, out.transform).observe(seconds);
+    bytesStoredTotal.labels(kind).inc(sealed.plainBytes);
+    log.info({ seconds, sizeBytes: sealed.plainBytes, transform: out.transform }, 'media ready');
+    await deps.onSettled?.(ready, 'media.ready').catch((err) => log.error({ err }, 'could not emit media.ready'));
+    await ctx.onProgress?.(100);
+    return 'ready';
+  } catch (err) {
+    if (isPermanent(err) || ctx.finalAttempt) {
+      const e = err instanceof AppError ? err : new AppError('INTERNAL', 'processing failed after all retries');
+      if (!isPermanent(err)) log.error({ err }, 'processing failed on the final attempt');
+      else log.info({ code: e.code, reason: e.message }, 'media rejected');
+      const failed = await mediaRepo.markFailed(deps.pool, mediaId, e.code, e.message);
+      await deps.store.delete(written).catch(() => undefined);
+      await removeStaging(deps, row, log);
+      if (failed) await deps.onSettled?.(failed, 'media.failed').catch((e2) => log.error({ err: e2 }, 'could not emit media.failed'));
+      return 'failed';
+    }
+    // Transient: back to queued so the reconciler and readers see it waits for a retry.
+    await deps.pool.query(`UPDATE media SET status = 'queued', updated_at = now() WHERE id = $1 AND status = 'processing'`, [mediaId]).catch(() => undefined);
+    throw err;
+  } finally {
+    await rm(scratchDir, { recursive: true, force: true });
+  }
+}
+
+/** Kind and type rules, decided on the whole sniffed file. */
+export function decideKind(kind: MediaKind | null, sniffedMime: string | null, declared: string | null, bytes: number): MediaKind {
+  if (!sniffedMime) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', 'the file is not in a recognised format');
+  const k = kind ?? inferKind(sniffedMime);
+  if (!k) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${sniffedMime} is not an accepted media type`);
+  if (!kindAccepts(k, sniffedMime)) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${sniffedMime} is not accepted for kind ${k}`);
+  if (!declaredAgrees(declared, sniffedMime)) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `declared type ${declared} contradicts the content (${sniffedMime})`);
+  const limit = inputLimitBytes(k);
+  if (bytes > limit) throw new PermanentError('FILE_TOO_LARGE', `the file is larger than the limit of ${limit} bytes for ${k}`);
+  return k;
+}
+
+async function removeStaging(deps: ProcessDeps, row: MediaRow, log: Logger): Promise<void> {
+  const key = stagingKey(row.app_id, row.id);
+  try {
+    await deps.store.delete([key]);
+    await deps.pool.query('UPDATE media SET staging_key = NULL WHERE id = $1', [row.id]);
+  } catch (err) {
+    // The sweeper removes staging older than an hour: a leftover here is retried there.
+    log.warn({ err }, 'could not delete staging object');
+  }
+}
+
+/** A producer enqueued directly (no HTTP): the worker makes the row the API would have made. */
+async function createRowForProducerJob(deps: ProcessDeps, payload: IngestPayload, log: Logger): Promise<MediaRow | null> {
+  const app = await appsRepo.getApp(deps.pool, payload.appId);
+  if (!app) {
+    log.error('producer job names an unknown app; dropped');
+    throw new PermanentError('NOT_FOUND', `unknown app ${payload.appId}`);
+  }
+  let deviceId: string | null = null;
+  if (payload.deviceId) {
+    const { rows } = await deps.pool.query<{ status: string }>('SELECT status FROM devices WHERE app_id = $1 AND id = $2', [payload.appId, payload.deviceId]);
+    if (rows[0]?.status !== 'active') throw new PermanentError('NOT_FOUND', `unknown device ${payload.deviceId}`);
+    deviceId = payload.deviceId;
+  }
+  const ttl = Math.min(payload.ttlSeconds ?? deps.config.DEFAULT_TTL_SECONDS, deps.config.MAX_RETENTION_SECONDS);
+  try {
+    return await mediaRepo.insertMedia(deps.pool, {
+      id: payload.mediaId!,
+      appId: payload.appId,
+      deviceId,
+      folderId: null,
+      kind: (payload.kind ?? null) as MediaKind,
+      source: payload.source.type === 'url' ? 'url' : 'queue',
+      sourceUrl: payload.source.type === 'url' ? payload.source.url : null,
+      declaredMime: null,
+      originalName: null,
+      name: null,
+      description: null,
+      inputBytes: null,
+      mediaPath: newMediaPath(deviceId ?? payload.appId),
+      storageKey: storageKey(payload.appId, payload.mediaId!),
+      stagingKey: null,
+      ttlSeconds: ttl,
+      correlationId: payload.correlationId ?? null,
+    });
+  } catch (err) {
+    // Two deliveries raced to create it: the other one's row stands.
+    if ((err as { code?: string }).code === '23505') return mediaRepo.getMediaById(deps.pool, payload.mediaId!);
+    throw err;
+  }
+}

@@ -1,0 +1,108 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AppError } from '../domain/errors.js';
+import { stagingKey } from '../domain/ids.js';
+import type { MediaKind } from '../domain/kinds.js';
+import { declaredAgrees, inferKind, kindAccepts } from '../domain/policies.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { createSealStream, type Keyring } from '../storage/sealed-format.js';
+import { SizeLimiter } from './limit-size.js';
+import { SNIFF_BYTES, sniffBuffer, type Sniffed } from './sniff.js';
+
+export interface StageInput {
+  body: Readable;
+  appId: string;
+  mediaId: string;
+  /** The client's kind; inferred from the sniffed type when absent. */
+  kind?: MediaKind;
+  declaredMime?: string | null;
+  /** Input limit for a kind (per-app overrides applied by the caller). */
+  limitFor: (kind: MediaKind) => number;
+  signal?: AbortSignal;
+}
+
+export interface StagedUpload {
+  stagingKey: string;
+  kind: MediaKind;
+  sniffed: Sniffed;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * Sniffs the first bytes before anything is kept (415 at once), then streams the rest through the
+ * kind's size cap and the sealing pass into an encrypted staging object. On any failure nothing
+ * is left at the staging key: the store discards a put whose body failed.
+ */
+export async function stageUpload(deps: { store: BlobStore; keyring: Keyring }, input: StageInput): Promise<StagedUpload> {
+  const it = input.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const headChunks: Buffer[] = [];
+  let headLen = 0;
+  let ended = false;
+  while (headLen < SNIFF_BYTES) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    headChunks.push(chunk);
+    headLen += chunk.length;
+  }
+  const head = Buffer.concat(headChunks);
+  if (head.length === 0) throw new AppError('VALIDATION_FAILED', 'the file is empty', { fields: { file: 'empty' } });
+
+  const sniffed = await sniffBuffer(head, ended);
+  const kind = checkType(sniffed, input.kind, input.declaredMime);
+  const limit = input.limitFor(kind);
+  if (head.length > limit) throw tooLarge(limit);
+
+  const rest = Readable.from(
+    (async function* () {
+      yield head;
+      if (ended) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    })(),
+    { objectMode: false },
+  );
+  const key = stagingKey(input.appId, input.mediaId);
+  const limiter = new SizeLimiter(limit);
+  const seal = createSealStream(deps.keyring, { purpose: 'staging', appId: input.appId, mediaId: input.mediaId });
+  const feeding = pipeline(rest, limiter, seal.stream);
+  const putting = deps.store.put(key, seal.stream, { signal: input.signal });
+  // Whichever fails first decides; the other is awaited so nothing is left running.
+  const [feedRes, putRes] = await Promise.allSettled([feeding, putting]);
+  if (feedRes.status === 'rejected' || putRes.status === 'rejected') {
+    await deps.store.delete([key]).catch(() => undefined);
+    const reasons = [feedRes, putRes].filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as unknown);
+    // The meaningful cause (too large, storage down) beats the premature-close it causes on the other side.
+    throw reasons.find((r) => r instanceof AppError) ?? reasons[0];
+  }
+  const result = await seal.result;
+  return { stagingKey: key, kind, sniffed, bytes: result.plainBytes, sha256: result.sha256 };
+}
+
+/** Kind and type rules at the door: the sniffed type decides, the declared one may only agree. */
+export function checkType(sniffed: Sniffed, kind: MediaKind | undefined, declaredMime: string | null | undefined): MediaKind {
+  const mime = sniffed.mime;
+  // A zip head may still be an OOXML document whose telltale entries come later: the worker decides.
+  const provisional = mime === 'application/zip' && (kind === 'document' || kind === undefined);
+  if (!mime) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'the file is not in a recognised format', { detected: null });
+  const k = kind ?? (provisional ? 'document' : inferKind(mime));
+  if (!k) throw new AppError('UNSUPPORTED_MEDIA_TYPE', `${mime} is not an accepted media type`, { detected: mime });
+  if (!provisional && !kindAccepts(k, mime)) {
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', `${mime} is not accepted for kind ${k}`, { detected: mime, kind: k });
+  }
+  if (!provisional && !declaredAgrees(declaredMime, mime)) {
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', `declared type ${declaredMime} contradicts the content (${mime})`, { declared: declaredMime, detected: mime });
+  }
+  return k;
+}
+
+export function tooLarge(limit: number): AppError {
+  return new AppError('FILE_TOO_LARGE', `the file is larger than the limit of ${limit} bytes`, { maxBytes: limit });
+}

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { MEDIA_KINDS } from '../domain/kinds.js';
+
+/** Job ids: our media ids (`med_…`). BullMQ refuses `:` and treats all-digit ids as its own counters. */
+export const jobIdSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only')
+  .refine((s) => !/^\d+$/.test(s), 'must not be all digits');
+
+export const ingestSourceSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('url'), url: z.string().min(1).max(4096) }),
+  z.object({ type: z.literal('storage'), key: z.string().min(1).max(1024) }),
+  z.object({ type: z.literal('file'), path: z.string().min(1).max(4096) }),
+]);
+
+/** Queue `media-ingest`, job `ingest`, payload version 1 (API.md "Queue contract"). */
+export const ingestPayloadV1 = z.object({
+  v: z.literal(1),
+  mediaId: jobIdSchema.optional(),
+  appId: z.string().min(1).max(128),
+  deviceId: z.string().min(1).max(64).optional(),
+  kind: z.enum(MEDIA_KINDS).optional(),
+  ttlSeconds: z.number().int().positive().optional(),
+  source: ingestSourceSchema,
+  correlationId: z.string().max(256).optional(),
+});
+export type IngestPayload = z.infer<typeof ingestPayloadV1>;
+
+export const webhookPayloadV1 = z.object({ v: z.literal(1), deliveryId: jobIdSchema });
+export type WebhookPayload = z.infer<typeof webhookPayloadV1>;
+
+export const sweepPayloadV1 = z.object({
+  v: z.literal(1),
+  /** A device purge targets one device; a scheduled sweep has no target. */
+  appId: z.string().optional(),
+  deviceId: z.string().optional(),
+  dryRun: z.boolean().optional(),
+});
+export type SweepPayload = z.infer<typeof sweepPayloadV1>;

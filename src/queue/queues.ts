@@ -1,0 +1,45 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { AppError } from '../domain/errors.js';
+import { JOBS, type JobName, type JobPayload } from './registry.js';
+
+/** The queues a process produces to, sharing one fail-fast connection. */
+export class Queues {
+  private readonly queues = new Map<string, Queue>();
+  constructor(
+    private readonly connection: Redis,
+    readonly prefix: string,
+  ) {}
+
+  get(name: JobName): Queue {
+    const qn = JOBS[name].queue;
+    let q = this.queues.get(qn);
+    if (!q) {
+      q = new Queue(qn, { connection: this.connection, prefix: this.prefix });
+      q.on('error', () => undefined);
+      this.queues.set(qn, q);
+    }
+    return q;
+  }
+
+  /**
+   * Adds a job after checking its payload against the registry's schema. The job id is the
+   * deterministic id of what it works on, so a repeated add is a no-op. Redis down → 503.
+   */
+  async add<N extends JobName>(name: N, payload: JobPayload<N>, jobId: string, opts: { delay?: number } = {}): Promise<void> {
+    const parsed = JOBS[name].schema.parse(payload);
+    try {
+      await this.get(name).add(name, parsed, { ...JOBS[name].options, jobId, ...opts });
+    } catch (err) {
+      throw new AppError('QUEUE_UNAVAILABLE', 'the job queue is unavailable; nothing was kept, retry shortly', { cause: String((err as Error).message) });
+    }
+  }
+
+  all(): Queue[] {
+    return (Object.keys(JOBS) as JobName[]).map((n) => this.get(n));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+  }
+}

@@ -1,0 +1,589 @@
+/**
+ * openUrl against real sockets. The public internet is unreachable here, so every server is local:
+ * positive cases lift the address rule with `allowPrivateNetworks` or an exact `allowHosts` entry,
+ * and refusals are proven by a canary server that must never see a connection.
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type dns from 'node:dns';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { gzipSync } from 'node:zlib';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { PermanentError } from '../../src/domain/errors.js';
+import { createSafeAgent, openUrl, UrlRefusedError, type FetchPolicy } from '../../src/pipeline/fetch-source.js';
+
+const MB = 1_000_000;
+
+interface Served {
+  port: number;
+  connections: number;
+  requests: http.IncomingMessage[];
+  close(): Promise<void>;
+}
+
+async function listen(server: net.Server, host = '127.0.0.1'): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+async function closeServer(server: net.Server): Promise<void> {
+  (server as http.Server).closeAllConnections?.();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+async function serve(handler: http.RequestListener, host = '127.0.0.1'): Promise<Served> {
+  const server = http.createServer(handler);
+  const s: Served = { port: 0, connections: 0, requests: [], close: () => closeServer(server) };
+  server.on('connection', () => s.connections++);
+  server.on('request', (req) => s.requests.push(req));
+  s.port = await listen(server, host);
+  return s;
+}
+
+/** A raw TCP server, for responses node's http server refuses to produce (lying Content-Length). */
+async function serveRaw(onSocket: (socket: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+    socket.once('data', () => onSocket(socket));
+  });
+  const port = await listen(server);
+  return {
+    port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Writes `total` bytes respecting backpressure; resolves with how many the socket accepted before it closed. */
+function flood(sink: net.Socket | http.ServerResponse, total: number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  let written = 0;
+  return new Promise((resolve) => {
+    const socket = sink instanceof http.ServerResponse ? sink.socket! : sink;
+    socket.once('close', () => resolve(written));
+    const pump = (): void => {
+      while (written < total && !socket.destroyed) {
+        written += chunk.length;
+        if (!sink.write(chunk)) {
+          sink.once('drain', pump);
+          return;
+        }
+      }
+      if (written >= total) sink.end();
+    };
+    pump();
+  });
+}
+
+type LookupCb = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+/** A resolver that knows only the names it is given; records every name it was asked for. */
+function fakeLookup(table: Record<string, string[]>, asked: string[] = []): typeof dns.lookup {
+  const fn = (hostname: string, options: dns.LookupOptions | LookupCb, callback?: LookupCb): void => {
+    const cb = (typeof options === 'function' ? options : callback)!;
+    const opts = typeof options === 'function' ? {} : options;
+    asked.push(hostname);
+    const addrs = table[hostname];
+    if (!addrs) {
+      process.nextTick(cb, Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '');
+      return;
+    }
+    const list = addrs.map((address) => ({ address, family: net.isIP(address) }));
+    if (opts.all) process.nextTick(cb, null, list);
+    else process.nextTick(cb, null, list[0]!.address, list[0]!.family);
+  };
+  return fn as unknown as typeof dns.lookup;
+}
+
+async function readAll(body: NodeJS.ReadableStream): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of body) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** Counts connection attempts undici starts (a socket created), whether or not TCP ever connects. */
+const connectAttempts: string[] = [];
+const onBeforeConnect = (msg: unknown): void => {
+  const p = (msg as { connectParams: { hostname: string; port: string } }).connectParams;
+  connectAttempts.push(`${p.hostname}:${p.port}`);
+};
+
+let canary: Served;
+
+beforeAll(async () => {
+  subscribe('undici:client:beforeConnect', onBeforeConnect);
+  // Dual-stack, so [::1] and ::ffff:127.0.0.1 would land here too if anything let them through.
+  try {
+    canary = await serve((_req, res) => res.end('canary'), '::');
+  } catch {
+    canary = await serve((_req, res) => res.end('canary'));
+  }
+});
+
+afterAll(async () => {
+  unsubscribe('undici:client:beforeConnect', onBeforeConnect);
+  await canary.close();
+});
+
+beforeEach(() => {
+  connectAttempts.length = 0;
+});
+
+afterEach(() => {
+  // Reset before asserting, so one leak fails one test rather than every test after it.
+  const seen = canary.connections;
+  canary.connections = 0;
+  expect(seen, 'the canary must never be reached').toBe(0);
+});
+
+async function refusal(p: Promise<unknown>): Promise<UrlRefusedError> {
+  const err = await p.then(
+    () => {
+      throw new Error('expected a refusal, got a response');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(UrlRefusedError);
+  const r = err as UrlRefusedError;
+  expect(r.code).toBe('VALIDATION_FAILED');
+  expect(r).toBeInstanceOf(PermanentError);
+  return r;
+}
+
+describe('the address rule, on and off', () => {
+  let origin: Served;
+  beforeAll(async () => {
+    origin = await serve((req, res) => {
+      res.setHeader('content-type', 'image/png');
+      res.setHeader('content-length', '11');
+      res.end('hello bytes');
+    });
+  });
+  afterAll(() => origin.close());
+
+  it('fetches a local server when private networks are allowed (test setting)', async () => {
+    const got = await openUrl(`http://127.0.0.1:${origin.port}/pics/cat%20one.png?x=1`, { maxBytes: 1000, allowPrivateNetworks: true });
+    expect((await readAll(got.body)).toString()).toBe('hello bytes');
+    expect(got.contentType).toBe('image/png');
+    expect(got.declaredLength).toBe(11);
+    expect(got.filename).toBe('cat one.png');
+    expect(got.finalUrl).toBe(`http://127.0.0.1:${origin.port}/pics/cat%20one.png?x=1`);
+    const req = origin.requests.at(-1)!;
+    expect(req.headers['accept-encoding']).toBe('identity');
+  });
+
+  it('refuses the same URL by default, before any connection (port allowed, so only the address rule bites)', async () => {
+    const before = origin.connections;
+    const r = await refusal(openUrl(`http://127.0.0.1:${origin.port}/pics/cat.png`, { maxBytes: 1000, allowedPorts: [origin.port] }));
+    expect(r.details.reason).toBe('blocked_address');
+    expect(r.message).toMatch(/loopback/);
+    expect(origin.connections).toBe(before);
+    expect(connectAttempts).toEqual([]);
+  });
+
+  it('connects to what the injected resolver answers (a name that exists nowhere else)', async () => {
+    const asked: string[] = [];
+    const got = await openUrl(`http://media.test:${origin.port}/a.png`, {
+      maxBytes: 1000,
+      allowPrivateNetworks: true,
+      lookup: fakeLookup({ 'media.test': ['127.0.0.1'] }, asked),
+    });
+    expect((await readAll(got.body)).toString()).toBe('hello bytes');
+    expect(asked).toEqual(['media.test']);
+  });
+});
+
+describe('refused targets; the canary sees nothing', () => {
+  const lookup = fakeLookup({
+    'rebind.test': ['127.0.0.1'],
+    'mixed.test': ['93.184.215.14', '127.0.0.1'],
+    'mixed6.test': ['2606:4700::1', '::1'],
+    'private.test': ['10.1.2.3'],
+  });
+  const policy = (): FetchPolicy => ({ maxBytes: 1000, allowedPorts: [80, 443, canary.port], lookup, totalTimeoutMs: 5000 });
+  const cases: Array<[string, () => string, string, RegExp?, boolean?]> = [
+    ['dotted loopback', () => `http://127.0.0.1:${canary.port}/`, 'blocked_address', /loopback/],
+    ['decimal integer host', () => `http://2130706433:${canary.port}/`, 'blocked_address', /loopback/],
+    ['hex/short form', () => `http://0x7f.1:${canary.port}/`, 'blocked_address', /loopback/],
+    ['octal form', () => `http://0177.0.0.1:${canary.port}/`, 'blocked_address', /loopback/],
+    ['IPv6 loopback', () => `http://[::1]:${canary.port}/`, 'blocked_address', /loopback/],
+    ['IPv4-mapped loopback', () => `http://[::ffff:127.0.0.1]:${canary.port}/`, 'blocked_address', /loopback.*IPv4-mapped/],
+    ['NAT64 loopback', () => `http://[64:ff9b::7f00:1]:${canary.port}/`, 'blocked_address', /loopback.*NAT64/],
+    ['cloud metadata', () => 'http://169.254.169.254/latest/meta-data/', 'blocked_address', /link-local/],
+    ['0.0.0.0', () => `http://0.0.0.0:${canary.port}/`, 'blocked_address', /this network/],
+    ['localhost by name', () => `http://localhost:${canary.port}/`, 'blocked_host'],
+    ['file scheme', () => 'file:///etc/passwd', 'scheme'],
+    ['gopher scheme', () => 'gopher://x', 'scheme'],
+    ['credentials', () => 'http://user:pw@example.com/', 'credentials'],
+    ['port not allowed', () => 'http://example.com:8080/', 'port'],
+    ['name resolving to loopback', () => `http://rebind.test:${canary.port}/`, 'blocked_address', /resolves to a loopback/, true],
+    ['name with one public and one private answer', () => `http://mixed.test:${canary.port}/`, 'blocked_address', /loopback/, true],
+    ['IPv6 name with one public and one loopback answer', () => `http://mixed6.test:${canary.port}/`, 'blocked_address', /loopback/, true],
+    ['name resolving to 10/8', () => `http://private.test:${canary.port}/`, 'blocked_address', /private/, true],
+  ];
+
+  it.each(cases)('%s', async (_name, url, reason, message, resolved) => {
+    const r = await refusal(openUrl(url(), policy()));
+    expect(r.details.reason).toBe(reason);
+    if (message) expect(r.message).toMatch(message);
+    // Literals are refused before a socket exists; names get a socket whose resolver refuses to answer.
+    if (!resolved) expect(connectAttempts).toEqual([]);
+    else expect(connectAttempts).toHaveLength(1);
+  });
+
+  it('the agent itself refuses IP literals at connect time, without the URL pre-check', async () => {
+    const agent = createSafeAgent();
+    try {
+      for (const origin of [`http://127.0.0.1:${canary.port}`, `http://[::ffff:127.0.0.1]:${canary.port}`, `http://[::1]:${canary.port}`]) {
+        const err = await agent.request({ origin, path: '/', method: 'GET' }).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(err, origin).toBeInstanceOf(UrlRefusedError);
+      }
+    } finally {
+      await agent.destroy();
+    }
+  });
+
+  it('the agent refuses a name whose resolver answers loopback', async () => {
+    const agent = createSafeAgent({ lookup });
+    try {
+      const err = await agent.request({ origin: `http://rebind.test:${canary.port}`, path: '/', method: 'GET' }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(UrlRefusedError);
+    } finally {
+      await agent.destroy();
+    }
+  });
+});
+
+describe('redirects', () => {
+  let hub: Served;
+  let target = '';
+  beforeAll(async () => {
+    hub = await serve((req, res) => {
+      const u = new URL(req.url!, 'http://x');
+      if (u.pathname === '/to') {
+        res.writeHead(302, { location: target });
+        res.end();
+      } else if (u.pathname.startsWith('/chain/')) {
+        const n = Number(u.pathname.slice('/chain/'.length));
+        if (n === 0) res.end('end of chain');
+        else {
+          res.writeHead(301, { location: `/chain/${n - 1}` });
+          res.end('moved');
+        }
+      } else if (u.pathname === '/loop') {
+        res.writeHead(307, { location: '/loop' });
+        res.end();
+      } else res.end('ok');
+    });
+  });
+  afterAll(() => hub.close());
+
+  const policy = (): FetchPolicy => ({
+    maxBytes: 1000,
+    // Only the hub itself is exempt: any other local host:port must still be refused.
+    allowHosts: [`127.0.0.1:${hub.port}`],
+    allowedPorts: [80, 443, canary.port],
+    lookup: fakeLookup({ 'rebind.test': ['127.0.0.1'] }),
+  });
+
+  it('follows a redirect that stays on the allowed host', async () => {
+    target = `http://127.0.0.1:${hub.port}/final.jpg`;
+    const got = await openUrl(`http://127.0.0.1:${hub.port}/to`, policy());
+    expect((await readAll(got.body)).toString()).toBe('ok');
+    expect(got.finalUrl).toBe(target);
+    expect(got.filename).toBe('final.jpg');
+  });
+
+  it.each([
+    ['loopback literal on another port', () => `http://127.0.0.1:${canary.port}/`, 'blocked_address'],
+    ['decimal loopback', () => `http://2130706433:${canary.port}/`, 'blocked_address'],
+    ['IPv6 loopback', () => `http://[::1]:${canary.port}/`, 'blocked_address'],
+    ['a name resolving to loopback (checked at connect)', () => `http://rebind.test:${canary.port}/`, 'blocked_address'],
+    ['file scheme', () => 'file:///etc/passwd', 'scheme'],
+    ['cloud metadata', () => 'http://169.254.169.254/latest/meta-data/', 'blocked_address'],
+  ])('refuses a redirect to %s', async (_name, to, reason) => {
+    target = to();
+    const r = await refusal(openUrl(`http://127.0.0.1:${hub.port}/to`, policy()));
+    expect(r.details.reason).toBe(reason);
+    expect(r.message).toMatch(/^redirect refused/);
+  });
+
+  it('refuses a redirect to a port outside the allowed list', async () => {
+    target = `http://127.0.0.1:${canary.port}/`;
+    const r = await refusal(openUrl(`http://127.0.0.1:${hub.port}/to`, { ...policy(), allowedPorts: undefined }));
+    expect(r.details.reason).toBe('port');
+  });
+
+  it('follows exactly maxRedirects hops and refuses one more', async () => {
+    const ok = await openUrl(`http://127.0.0.1:${hub.port}/chain/5`, policy());
+    expect((await readAll(ok.body)).toString()).toBe('end of chain');
+    const r = await refusal(openUrl(`http://127.0.0.1:${hub.port}/chain/6`, policy()));
+    expect(r.details.reason).toBe('redirects');
+    const r2 = await refusal(openUrl(`http://127.0.0.1:${hub.port}/chain/3`, { ...policy(), maxRedirects: 2 }));
+    expect(r2.details.reason).toBe('redirects');
+  });
+
+  it('refuses a redirect loop', async () => {
+    const r = await refusal(openUrl(`http://127.0.0.1:${hub.port}/loop`, policy()));
+    expect(r.details.reason).toBe('redirects');
+    expect(r.message).toMatch(/more than 5/);
+  });
+});
+
+describe('size cap', () => {
+  const local = { allowPrivateNetworks: true, totalTimeoutMs: 20_000 } as const;
+
+  async function expectTooLarge(body: NodeJS.ReadableStream, cap: number): Promise<number> {
+    let received = 0;
+    const sink = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        received += chunk.length;
+        cb();
+      },
+    });
+    const err = await pipeline(body, sink).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(PermanentError);
+    expect((err as PermanentError).code).toBe('FILE_TOO_LARGE');
+    expect(received).toBeLessThanOrEqual(cap);
+    return received;
+  }
+
+  it('cuts a 100 MB chunked body at the cap and drops the connection', async () => {
+    let written: Promise<number> = Promise.resolve(0);
+    const srv = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'video/mp4' });
+      written = flood(res, 100 * MB);
+    });
+    try {
+      const started = Date.now();
+      const heapBefore = process.memoryUsage().heapUsed;
+      const got = await openUrl(`http://127.0.0.1:${srv.port}/big.mp4`, { ...local, maxBytes: MB });
+      expect(got.declaredLength).toBeNull();
+      await expectTooLarge(got.body, MB);
+      // The server only stops when our side closes; loopback buffers hold a few MB at most.
+      expect(await written).toBeLessThan(20 * MB);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(50 * MB);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('cuts a close-delimited body (no length, no chunking) at the cap', async () => {
+    let written: Promise<number> = Promise.resolve(0);
+    const raw = await serveRaw((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/pdf\r\nconnection: close\r\n\r\n');
+      written = flood(socket, 100 * MB);
+    });
+    try {
+      const got = await openUrl(`http://127.0.0.1:${raw.port}/doc.pdf`, { ...local, maxBytes: 256 * 1024 });
+      await expectTooLarge(got.body, 256 * 1024);
+      expect(await written).toBeLessThan(20 * MB);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('never passes on more than a lying Content-Length: 1000 while the server pushes 100 MB', async () => {
+    let written: Promise<number> = Promise.resolve(0);
+    const raw = await serveRaw((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n');
+      written = flood(socket, 100 * MB);
+    });
+    try {
+      const got = await openUrl(`http://127.0.0.1:${raw.port}/x`, { ...local, maxBytes: 10 * MB });
+      expect(got.declaredLength).toBe(1000);
+      let received = 0;
+      await pipeline(
+        got.body,
+        new Writable({
+          write(chunk: Buffer, _e, cb) {
+            received += chunk.length;
+            cb();
+          },
+        }),
+      ).catch(() => undefined);
+      // HTTP framing ends the body at the claimed length; the excess is never read into memory.
+      expect(received).toBeLessThanOrEqual(1000);
+      expect(await written).toBeLessThan(20 * MB);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('fails at once when Content-Length is over the cap (1000 claimed, cap 500)', async () => {
+    const srv = await serve((_req, res) => {
+      res.setHeader('content-length', '1000');
+      res.end(Buffer.alloc(1000));
+    });
+    try {
+      const err = await openUrl(`http://127.0.0.1:${srv.port}/`, { ...local, maxBytes: 500 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as PermanentError).code).toBe('FILE_TOO_LARGE');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('refuses a 200 MB Content-Length before reading the body', async () => {
+    let written: Promise<number> = Promise.resolve(0);
+    const srv = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': String(200 * MB) });
+      written = flood(res, 200 * MB);
+    });
+    try {
+      const started = Date.now();
+      const err = await openUrl(`http://127.0.0.1:${srv.port}/`, { ...local, maxBytes: 16 * MB }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PermanentError);
+      expect((err as PermanentError).code).toBe('FILE_TOO_LARGE');
+      expect((err as PermanentError).message).toMatch(/declares 200000000 bytes/);
+      expect(await written).toBeLessThan(20 * MB);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('timeouts and statuses', () => {
+  it('gives up on a server that accepts and never answers (total timeout), retryably', async () => {
+    const raw = await serveRaw(() => undefined);
+    try {
+      const started = Date.now();
+      const err = await openUrl(`http://127.0.0.1:${raw.port}/`, { maxBytes: 1000, allowPrivateNetworks: true, totalTimeoutMs: 300 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(PermanentError);
+      expect((err as Error).message).toMatch(/timed out after 300 ms/);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('the total timeout also covers a body that stalls after the headers', async () => {
+    const raw = await serveRaw((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789');
+    });
+    try {
+      const got = await openUrl(`http://127.0.0.1:${raw.port}/`, { maxBytes: 1000, allowPrivateNetworks: true, totalTimeoutMs: 400 });
+      const err = await readAll(got.body).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/timed out after 400 ms/);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('gives up connecting when the connection cannot be set up in time (connect timeout)', async () => {
+    const hanging = ((..._args: unknown[]) => undefined) as unknown as typeof dns.lookup;
+    const started = Date.now();
+    const err = await openUrl('http://slow.test/', { maxBytes: 1000, lookup: hanging, connectTimeoutMs: 200, totalTimeoutMs: 10_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toMatch(/connect timed out after 200 ms/);
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it("passes the caller's abort through", async () => {
+    const raw = await serveRaw(() => undefined);
+    try {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(new Error('job cancelled')), 100);
+      const err = await openUrl(`http://127.0.0.1:${raw.port}/`, { maxBytes: 1000, allowPrivateNetworks: true, signal: ac.signal }).catch((e: unknown) => e);
+      expect((err as Error).message).toBe('job cancelled');
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it.each([
+    [404, true],
+    [410, true],
+    [403, true],
+    [429, false],
+    [500, false],
+    [503, false],
+  ])('status %i is permanent: %s', async (status, permanent) => {
+    const srv = await serve((_req, res) => {
+      res.statusCode = status;
+      res.end('nope');
+    });
+    try {
+      const err = await openUrl(`http://127.0.0.1:${srv.port}/`, { maxBytes: 1000, allowPrivateNetworks: true }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toBe(`URL answered ${status}`);
+      expect(err instanceof PermanentError).toBe(permanent);
+      if (permanent) expect((err as PermanentError).code).toBe('VALIDATION_FAILED');
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a network fault (connection refused) is retryable', async () => {
+    const srv = await serve(() => undefined);
+    const port = srv.port;
+    await srv.close();
+    const err = await openUrl(`http://127.0.0.1:${port}/`, { maxBytes: 1000, allowPrivateNetworks: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(PermanentError);
+    expect((err as Error).message).toMatch(/URL fetch failed/);
+  });
+});
+
+describe('content as sent', () => {
+  it('passes a gzip content-encoding through undecoded', async () => {
+    const packed = gzipSync(Buffer.alloc(100_000, 0x41));
+    const srv = await serve((_req, res) => {
+      res.writeHead(200, { 'content-encoding': 'gzip', 'content-type': 'text/plain', 'content-length': String(packed.length) });
+      res.end(packed);
+    });
+    try {
+      // A cap below the inflated size and above the wire size: decoding would trip it.
+      const got = await openUrl(`http://127.0.0.1:${srv.port}/`, { maxBytes: 50_000, allowPrivateNetworks: true });
+      const bytes = await readAll(got.body);
+      expect(bytes.equals(packed)).toBe(true);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it.each([
+    ['attachment; filename="../../etc/passwd"', 'passwd'],
+    [`attachment; filename="fallback.pdf"; filename*=UTF-8''%E2%82%AC%20rates.pdf`, '€ rates.pdf'],
+    ['inline; filename=report.docx', 'report.docx'],
+    ['attachment; filename="..\\\\..\\\\win.ini"', 'win.ini'],
+    ['attachment; filename="\u202Egpj.exe"', 'gpj.exe'],
+    ["attachment; filename*=UTF-8''%E2%80%AEgpj.exe", 'gpj.exe'],
+    ['attachment; filename="café.jpg"', 'café.jpg'],
+    ['attachment; filename="..."', 'from-path.bin'],
+  ])('takes the file name from %j', async (disposition, expected) => {
+    const srv = await serve((_req, res) => {
+      res.setHeader('content-disposition', Buffer.from(disposition, 'utf8').toString('latin1'));
+      res.end('x');
+    });
+    try {
+      const got = await openUrl(`http://127.0.0.1:${srv.port}/dir/from-path.bin`, { maxBytes: 1000, allowPrivateNetworks: true });
+      await readAll(got.body);
+      expect(got.filename).toBe(expected);
+    } finally {
+      await srv.close();
+    }
+  });
+});
