@@ -3,7 +3,7 @@ import type { Config } from './config/index.js';
 import { createPool, type Pool } from './db/pool.js';
 import { deriveSecret } from './domain/file-token.js';
 import type { Logger } from './log.js';
-import { createRedis } from './queue/connection.js';
+import { createRedis, waitReady } from './queue/connection.js';
 import { Queues } from './queue/queues.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { createStore } from './storage/create-store.js';
@@ -28,6 +28,9 @@ export async function createRuntime(config: Config, log: Logger, overrides: Part
   const pool = createPool(config.DATABASE_URL);
   const redis = createRedis(config.REDIS_URL, 'producer');
   const queues = new Queues(redis, config.QUEUE_PREFIX);
+  // Queues are made while Redis answers: one created during an outage would wait for it forever.
+  await waitReady(redis, 10_000).catch((err: Error) => log.warn({ err: err.message }, 'Redis is not reachable yet; producers answer 503 until it is'));
+  queues.all();
   const store =
     overrides.store ??
     createStore({

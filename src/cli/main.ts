@@ -131,15 +131,46 @@ program
 
 program
   .command('sweep')
-  .description('run one retention sweep now')
-  .option('--dry-run', 'show what would be deleted')
+  .description('run one retention sweep now (due media, then orphaned staging objects)')
+  .option('--dry-run', 'show what would be deleted, delete nothing')
+  .option('--max-batches <n>', 'stop after this many batches of SWEEP_BATCH_SIZE', (v) => Number.parseInt(v, 10))
   .option('--json', 'machine-readable output')
-  .action(async (o: { dryRun?: boolean; json?: boolean }) => {
+  .action(async (o: { dryRun?: boolean; maxBatches?: number; json?: boolean }) => {
     const { sweep } = await import('../retention/sweep.js');
     const res = await withRuntime((rt) =>
-      sweep(rt, { batchSize: rt.config.SWEEP_BATCH_SIZE, maxRetentionSeconds: rt.config.MAX_RETENTION_SECONDS, dryRun: !!o.dryRun }),
+      sweep(rt, { batchSize: rt.config.SWEEP_BATCH_SIZE, maxRetentionSeconds: rt.config.MAX_RETENTION_SECONDS, dryRun: !!o.dryRun, maxBatches: o.maxBatches }),
     );
-    out(!!o.json, res, () => `${o.dryRun ? 'would delete' : 'deleted'} ${res.deleted} media, ${res.bytesFreed} bytes ${JSON.stringify(res.byReason)}`);
+    out(
+      !!o.json,
+      res,
+      () =>
+        `${o.dryRun ? 'would delete' : 'deleted'} ${res.deleted} media, ${res.bytesFreed} bytes ${JSON.stringify(res.byReason)}; ` +
+        `staging objects ${res.staging.deleted}; failed ${res.failed}; backlog ${res.backlog}`,
+    );
+    if (res.failed > 0) process.exitCode = 1;
+  });
+
+program
+  .command('orphans')
+  .description('report objects with no media row and ready media with no object; --fix deletes the objects and marks the media failed')
+  .option('--fix', 'delete orphan objects and mark ready media whose object is gone failed (STORAGE_UNAVAILABLE)')
+  .option('--min-age <seconds>', 'ignore objects younger than this (default 3600)', (v) => Number.parseInt(v, 10))
+  .option('--limit <n>', 'items listed per section (default 1000; counts are always complete)', (v) => Number.parseInt(v, 10))
+  .option('--json', 'machine-readable output')
+  .action(async (o: { fix?: boolean; minAge?: number; limit?: number; json?: boolean }) => {
+    const { reconcileOrphans } = await import('../retention/orphans.js');
+    const res = await withRuntime((rt) => reconcileOrphans(rt, { fix: !!o.fix, minAgeSeconds: o.minAge, limit: o.limit }));
+    out(!!o.json, res, () => {
+      const lines = [
+        `scanned ${res.scanned.objects} objects and ${res.scanned.readyRows} ready media`,
+        `objects with no row: ${res.objectsWithoutRow.count} (${res.objectsWithoutRow.bytes} bytes)`,
+        ...res.objectsWithoutRow.items.map((i) => `  ${i.why.padEnd(12)} ${i.key}`),
+        `ready media with no object: ${res.rowsWithoutObject.count}`,
+        ...res.rowsWithoutObject.items.map((i) => `  ${i.id} ${i.objectMissing ? i.storageKey : i.missingVariants.join(', ')}`),
+      ];
+      if (res.fixed) lines.push(`fixed: ${JSON.stringify(res.fixed)}`);
+      return lines.join('\n');
+    });
   });
 
 program

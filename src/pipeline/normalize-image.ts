@@ -30,7 +30,7 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
       ? await bmpToPng({ inputPath: input.inputPath, scratchDir: input.scratchDir, maxPixels: limits.maxPixels, signal: input.signal })
       : input.inputPath;
 
-  const meta = await readMetadata(source);
+  const meta = await readMetadata(source, mime);
   const facts: ImageFacts = {
     mime,
     format: meta.format,
@@ -87,12 +87,19 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
   return { outputPath, mimeType, transform, width, height, durationMs: null, pages: null, waveform: null, variants: [] };
 }
 
-/** Header-only read; an undecodable header is the image's fault. */
-async function readMetadata(path: string): Promise<Metadata> {
+/**
+ * Header-only read; an undecodable header is the image's fault. HEIC is the exception: libheif here
+ * parses only AVIF-style files reliably, so a HEIC it cannot read is an unsupported format, not a
+ * broken one (the client can resend it as JPEG).
+ */
+async function readMetadata(path: string, mime: string): Promise<Metadata> {
   try {
     // No pixel limit here: the plan refuses oversize images with a message that says the size.
     return await sharp(path, { limitInputPixels: false, failOn: 'error' }).metadata();
   } catch (err) {
+    if (mime === 'image/heic' || mime === 'image/heif') {
+      throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', 'HEIC (HEVC) images cannot be decoded by this service; send JPEG, PNG or AVIF');
+    }
     throw sharpFailureError(err, 'reading the image header');
   }
 }

@@ -3,6 +3,8 @@ import type { Redis } from 'ioredis';
 import { AppError } from '../domain/errors.js';
 import { JOBS, type JobName, type JobPayload } from './registry.js';
 
+const ADD_TIMEOUT_MS = 1500;
+
 /** The queues a process produces to, sharing one fail-fast connection. */
 export class Queues {
   private readonly queues = new Map<string, Queue>();
@@ -28,10 +30,17 @@ export class Queues {
    */
   async add<N extends JobName>(name: N, payload: JobPayload<N>, jobId: string, opts: { delay?: number } = {}): Promise<void> {
     const parsed = JOBS[name].schema.parse(payload);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.get(name).add(name, parsed, { ...JOBS[name].options, jobId, ...opts });
+      // BullMQ waits for a connection that is reconnecting; a producer must not, so the wait is bounded.
+      await Promise.race([
+        this.get(name).add(name, parsed, { ...JOBS[name].options, jobId, ...opts }),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('redis did not answer within 1500 ms')), ADD_TIMEOUT_MS))),
+      ]);
     } catch (err) {
       throw new AppError('QUEUE_UNAVAILABLE', 'the job queue is unavailable; nothing was kept, retry shortly', { cause: String((err as Error).message) });
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -1,127 +1,161 @@
 import type { Pool } from '../db/pool.js';
-import type { MediaRow } from '../db/repos/media.js';
 import { sweepSeconds, sweeperBytesFreedTotal, sweeperDeletionsTotal } from '../metrics.js';
 import type { DeleteReason } from '../webhooks/emit.js';
-import { finishDeletion, objectKeys, type PurgeDeps } from './purge-media.js';
+import { claimAbandonedDeleting, claimDue, countBacklog, previewDue, type ClaimedRow, type SweepScope } from './due.js';
+import { acquireLease } from './lease.js';
+import { sweepBacklog, sweepBatchSeconds } from './metrics.js';
+import { deleteObjectsOf, finishDeletions, type PurgeDeps } from './purge-media.js';
+import { sweepStaging } from './staging.js';
 
 export interface SweepOptions {
   batchSize: number;
   maxRetentionSeconds: number;
   dryRun?: boolean;
-  /** Limit to one device (an immediate purge after the device was destroyed). */
+  /** Limit to one app or device (an immediate purge after the device was destroyed). */
   appId?: string;
   deviceId?: string;
   /** Safety bound on batches per run, so one run cannot hold the worker forever. */
   maxBatches?: number;
+  /** Also delete orphaned staging objects (default: on for unscoped sweeps). */
+  staging?: boolean;
 }
 
 export interface SweepResult {
   dryRun: boolean;
+  /** Media deleted (or, in a dry run, due: the exact count, not capped by `items`). */
   deleted: number;
   bytesFreed: number;
   byReason: Record<string, number>;
+  /** Media whose deletion failed this run; they stay `deleting` and the next run retries them. */
   failed: number;
+  /** Up to 1000 of the media deleted (or due). */
   items: Array<{ id: string; appId: string; reason: DeleteReason; bytes: number }>;
+  staging: { deleted: number; bytes: number; failed: number };
+  /** Due media not yet deleted after this run. */
+  backlog: number;
+  batches: number;
+  /** The longest a batch held its lease (claim → bytes deleted → rows committed). */
+  longestBatchMs: number;
+  /** The longest single transaction a batch ran (its finishing commit). */
+  longestTransactionMs: number;
 }
 
-/** Rows in `deleting` untouched this long were left by a crashed sweep (or a failed DELETE). */
-const STUCK_DELETING_SECONDS = 30;
-
-const REASON_SQL = `CASE
-    WHEN m.device_id IS NOT NULL AND EXISTS (SELECT 1 FROM devices d WHERE d.app_id = m.app_id AND d.id = m.device_id AND d.status = 'destroyed') THEN 'device_destroyed'
-    WHEN m.expires_at <= now() THEN 'expired'
-    ELSE 'retention' END`;
-
-const DUE_SQL = `m.status NOT IN ('deleting', 'deleted') AND (
-    m.expires_at <= now()
-    OR m.created_at <= now() - make_interval(secs => $2)
-    OR (m.status = 'failed' AND m.updated_at <= now() - interval '1 hour')
-    OR (m.status IN ('queued', 'processing') AND m.updated_at <= now() - interval '1 hour')
-    OR (m.device_id IS NOT NULL AND EXISTS (SELECT 1 FROM devices d WHERE d.app_id = m.app_id AND d.id = m.device_id AND d.status = 'destroyed'))
-  ) AND ($3::text IS NULL OR m.app_id = $3) AND ($4::text IS NULL OR m.device_id = $4)`;
+const ITEMS_KEPT = 1000;
 
 /**
- * One retention sweep, two-phase and crash-safe: claim a batch of due rows (database clock,
- * SKIP LOCKED so concurrent sweepers split the work), mark them `deleting` in that short
- * transaction, delete their bytes, then mark each deleted with one audit row. Rows a crash left in
- * `deleting` are claimed again by the next run.
+ * One retention sweep, two-phase and crash-safe. Each batch takes a lease (an advisory lock that
+ * dies with its connection), claims due rows with SKIP LOCKED by the database clock and marks them
+ * `deleting` in short statements, deletes their bytes, then marks them `deleted` with one audit row
+ * each in one transaction. Rows another sweeper is working on are skipped; rows a dead sweeper left
+ * `deleting` are taken over first. No transaction or lock outlives its batch.
  */
 export async function sweep(deps: PurgeDeps, opts: SweepOptions): Promise<SweepResult> {
   const end = sweepSeconds.startTimer();
-  const result: SweepResult = { dryRun: !!opts.dryRun, deleted: 0, bytesFreed: 0, byReason: {}, failed: 0, items: [] };
+  const scope: SweepScope = { appId: opts.appId, deviceId: opts.deviceId };
+  const unscoped = opts.appId === undefined && opts.deviceId === undefined;
+  const result: SweepResult = {
+    dryRun: !!opts.dryRun,
+    deleted: 0,
+    bytesFreed: 0,
+    byReason: {},
+    failed: 0,
+    items: [],
+    staging: { deleted: 0, bytes: 0, failed: 0 },
+    backlog: 0,
+    batches: 0,
+    longestBatchMs: 0,
+    longestTransactionMs: 0,
+  };
   try {
     if (opts.dryRun) {
-      const { rows } = await deps.pool.query<MediaRow & { reason: DeleteReason }>(
-        `SELECT m.*, ${REASON_SQL} AS reason FROM media m WHERE ${DUE_SQL} ORDER BY m.expires_at LIMIT $1`,
-        [Math.min(opts.batchSize * (opts.maxBatches ?? 20), 10_000), opts.maxRetentionSeconds, opts.appId ?? null, opts.deviceId ?? null],
-      );
-      for (const r of rows) record(result, r, r.reason);
+      const preview = await previewDue(deps.pool, opts.maxRetentionSeconds, scope, ITEMS_KEPT);
+      Object.assign(result, { deleted: preview.total, bytesFreed: preview.bytes, byReason: preview.byReason, items: preview.items, backlog: preview.total });
+      if (opts.staging ?? unscoped) {
+        const s = await sweepStaging(deps, { dryRun: true });
+        result.staging = { deleted: s.deleted, bytes: s.bytes, failed: 0 };
+      }
       return result;
     }
-    const maxBatches = opts.maxBatches ?? 200;
-    for (let i = 0; i < maxBatches; i++) {
-      const batch = await claimBatch(deps.pool, opts);
-      if (batch.length === 0) break;
-      await deleteBatch(deps, batch, result);
-      if (batch.length < opts.batchSize) break;
+
+    let budget = opts.maxBatches ?? 200;
+    // Rows a dead sweeper left first. A batch with any failure ends this phase: its rows are
+    // released at once and would otherwise be taken again, in a loop, by this very run.
+    while (budget > 0) {
+      const batch = await runBatch(deps, opts, result, (db, token) => claimAbandonedDeleting(db, token, opts.batchSize, scope));
+      budget--;
+      if (batch.claimed < opts.batchSize || batch.failed > 0) break;
     }
+    while (budget > 0) {
+      const batch = await runBatch(deps, opts, result, (db, token) => claimDue(db, token, opts.batchSize, opts.maxRetentionSeconds, scope));
+      budget--;
+      if (batch.claimed < opts.batchSize) break;
+      // Nothing of a full batch could be deleted: the store is down. Stop claiming; what was
+      // claimed answers 404 already and the next run finishes it.
+      if (batch.failed === batch.claimed) break;
+    }
+
+    if (opts.staging ?? unscoped) {
+      const s = await sweepStaging(deps);
+      result.staging = { deleted: s.deleted, bytes: s.bytes, failed: s.failed };
+    }
+    result.backlog = await countBacklog(deps.pool, opts.maxRetentionSeconds);
+    sweepBacklog.set(result.backlog);
     return result;
   } finally {
     end();
   }
 }
 
-async function claimBatch(pool: Pool, opts: SweepOptions): Promise<Array<MediaRow & { reason: DeleteReason }>> {
-  // Stuck `deleting` rows first (their reason is kept), then newly due ones.
-  const stuck = await pool.query<MediaRow & { reason: DeleteReason }>(
-    `UPDATE media m SET updated_at = now() FROM (
-        SELECT id FROM media WHERE status = 'deleting' AND updated_at <= now() - make_interval(secs => $2)
-          AND ($3::text IS NULL OR app_id = $3) AND ($4::text IS NULL OR device_id = $4)
-        ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED) s
-     WHERE m.id = s.id RETURNING m.*, COALESCE(m.delete_reason, 'expired') AS reason`,
-    [opts.batchSize, STUCK_DELETING_SECONDS, opts.appId ?? null, opts.deviceId ?? null],
-  );
-  if (stuck.rows.length > 0) return stuck.rows;
-  const { rows } = await pool.query<MediaRow & { reason: DeleteReason }>(
-    `WITH due AS (
-       SELECT m.id, ${REASON_SQL} AS reason FROM media m WHERE ${DUE_SQL}
-       ORDER BY m.expires_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED)
-     UPDATE media m SET status = 'deleting', delete_reason = due.reason, updated_at = now()
-     FROM due WHERE m.id = due.id RETURNING m.*, due.reason AS reason`,
-    [opts.batchSize, opts.maxRetentionSeconds, opts.appId ?? null, opts.deviceId ?? null],
-  );
-  return rows;
-}
-
-async function deleteBatch(deps: PurgeDeps, batch: Array<MediaRow & { reason: DeleteReason }>, result: SweepResult): Promise<void> {
-  // Bytes of the whole batch in one storage call (DeleteObjects batches on S3), then rows.
+async function runBatch(
+  deps: PurgeDeps,
+  opts: SweepOptions,
+  result: SweepResult,
+  claim: (db: Pick<Pool, 'query'>, token: number) => Promise<ClaimedRow[]>,
+): Promise<{ claimed: number; failed: number }> {
+  const lease = await acquireLease(deps.pool);
+  const started = performance.now();
   try {
-    await deps.store.delete(batch.flatMap((r) => objectKeys(r)));
-  } catch (err) {
-    deps.log.error({ err, count: batch.length }, 'sweep could not delete a batch of objects; rows stay deleting for the next run');
-    result.failed += batch.length;
-    return;
-  }
-  for (const row of batch) {
+    const rows = await claim(lease.client, lease.token);
+    if (rows.length === 0) return { claimed: 0, failed: 0 };
+    const { done, failed } = await deleteObjectsOf(deps.store, rows);
+    for (const [id, err] of failed) deps.log.error({ err, mediaId: id }, 'sweep could not delete the objects of a media; it stays deleting for the next run');
+
+    const finishing = rows.filter((r) => done.has(r.id));
+    let finished: ClaimedRow[] = [];
+    let finishFailed = 0;
+    const tx = performance.now();
     try {
-      if (await finishDeletion(deps, row, row.reason, { bytesAlreadyDeleted: true })) {
-        record(result, row, row.reason);
-        sweeperDeletionsTotal.labels(row.reason).inc();
-        sweeperBytesFreedTotal.inc(row.stored_bytes ?? 0);
-      }
+      const deleted = new Set((await finishDeletions(deps, lease.client, finishing.map((row) => ({ row, reason: row.reason })))).map((r) => r.id));
+      // Rows another sweeper finished meanwhile are neither failures nor ours to count.
+      finished = finishing.filter((r) => deleted.has(r.id));
     } catch (err) {
-      result.failed++;
-      deps.log.error({ err, mediaId: row.id }, 'sweep could not finish a deletion; retried next run');
+      finishFailed = finishing.length;
+      deps.log.error({ err, count: finishing.length }, 'sweep could not mark a batch deleted; its rows stay deleting for the next run');
     }
+    result.longestTransactionMs = Math.max(result.longestTransactionMs, performance.now() - tx);
+
+    for (const row of finished) {
+      record(result, row, row.reason);
+      sweeperDeletionsTotal.labels(row.reason).inc();
+      sweeperBytesFreedTotal.inc(row.stored_bytes ?? 0);
+    }
+    result.failed += failed.size + finishFailed;
+    result.batches++;
+    return { claimed: rows.length, failed: failed.size + finishFailed };
+  } finally {
+    await lease.release();
+    const ms = performance.now() - started;
+    result.longestBatchMs = Math.max(result.longestBatchMs, ms);
+    sweepBatchSeconds.observe(ms / 1000);
   }
 }
 
-function record(result: SweepResult, row: MediaRow, reason: DeleteReason): void {
+function record(result: SweepResult, row: ClaimedRow, reason: DeleteReason): void {
   const bytes = row.stored_bytes ?? 0;
   result.deleted++;
   result.bytesFreed += bytes;
   result.byReason[reason] = (result.byReason[reason] ?? 0) + 1;
-  if (result.items.length < 1000) result.items.push({ id: row.id, appId: row.app_id, reason, bytes });
+  if (result.items.length < ITEMS_KEPT) result.items.push({ id: row.id, appId: row.app_id, reason, bytes });
 }
 
 /** Expired, never-used upload slots: their rows go (they never had bytes). */
@@ -129,4 +163,3 @@ export async function sweepSlots(pool: Pool): Promise<number> {
   const { rowCount } = await pool.query(`DELETE FROM upload_slots WHERE used_at IS NULL AND expires_at <= now() - interval '1 hour'`);
   return rowCount ?? 0;
 }
-

@@ -50,6 +50,9 @@ export class BlobNotFoundError extends Error {
 //   `RangeNotSatisfiableError`; an `end` past the last byte is clamped (HTTP semantics);
 // - `put` with `contentLength` verifies it: a body of another length fails the put with
 //   `ContentLengthMismatchError`, as a failing body would;
+// - a failing `put` rejects with the body's own error, unchanged, when the body failed (e.g. a size
+//   limit's FILE_TOO_LARGE), with `signal.reason` when aborted, else with a StorageError; it settles only
+//   after its clean-up (temp file removed, multipart upload aborted) and leaves `body` destroyed;
 // - `delete` throws `BlobDeleteError` (a `StorageError`) naming the keys that were not deleted;
 // - `list` yields in no particular order.
 // ---------------------------------------------------------------------------------------------
@@ -160,15 +163,20 @@ export function guardReadable(
       cb(err);
     },
   });
+  let srcEnded = false;
   const finish = (err?: Error): void => {
     if (settled) return;
     settled = true;
-    src.off('data', onData);
     if (err) out.destroy(err);
     else out.push(null);
-    src.destroy();
+    if (srcEnded) return;
+    // All that was sent has arrived: let the source end by itself (an HTTP response then keeps its
+    // keep-alive socket). Otherwise the rest is not wanted: drop it.
+    if (!err && opts.expected !== undefined && seen >= opts.expected) src.resume();
+    else src.destroy();
   };
   const onData = (chunk: Buffer | string): void => {
+    if (settled) return;
     let buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     seen += buf.length;
     if (skip > 0) {
@@ -186,6 +194,7 @@ export function guardReadable(
   };
   src.on('data', onData);
   src.once('end', () => {
+    srcEnded = true;
     if (opts.expected !== undefined && seen !== opts.expected) {
       finish(opts.mapError(new Error(`stream ended after ${seen} of ${opts.expected} bytes`)));
     } else if (left !== Number.POSITIVE_INFINITY && left !== 0) {
@@ -195,5 +204,9 @@ export function guardReadable(
     }
   });
   src.on('error', (err) => finish(opts.mapError(err)));
+  src.once('close', () => {
+    // closed without 'end' or 'error' (destroyed by someone else): not a whole answer
+    if (!srcEnded) finish(opts.mapError(new Error('stream closed before its end')));
+  });
   return out;
 }

@@ -58,6 +58,12 @@ interface SdkErrorShape {
 const sdkError = (err: unknown): SdkErrorShape => (typeof err === 'object' && err !== null ? (err as SdkErrorShape) : {});
 const statusOf = (err: unknown): number | undefined => sdkError(err).$metadata?.httpStatusCode;
 
+function describe(err: unknown): string {
+  const { name, message } = sdkError(err);
+  const status = statusOf(err);
+  return `${name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${message ?? String(err)}`;
+}
+
 /** Only a missing key is "not found": NoSuchBucket (also a 404) is a misconfiguration, i.e. a storage fault. */
 function isMissingKey(err: unknown): boolean {
   const { name, Code } = sdkError(err);
@@ -109,12 +115,7 @@ export function createS3Store(opts: S3StoreOptions): BlobStore {
 
   function fault(op: string, key: string | undefined, err: unknown): StorageError {
     if (err instanceof StorageError) return err;
-    const { name, message } = sdkError(err);
-    const status = statusOf(err);
-    return new StorageError(
-      `s3 ${op}${key === undefined ? '' : ` ${key}`} failed: ${name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}: ${message ?? String(err)}`,
-      err,
-    );
+    return new StorageError(`s3 ${op}${key === undefined ? '' : ` ${key}`} failed: ${describe(err)}`, err);
   }
 
   async function put(key: string, body: Readable, opts: { signal?: AbortSignal; contentLength?: number } = {}): Promise<PutResult> {
@@ -242,7 +243,7 @@ export function createS3Store(opts: S3StoreOptions): BlobStore {
       } catch (err) {
         // the whole request failed: this batch and every later one are not known to be deleted
         const notDone = [...failed, ...unique.slice(i)];
-        throw new BlobDeleteError(`s3 delete failed for ${notDone.length} of ${unique.length} keys: ${fault('delete', undefined, err).message}`, notDone, err);
+        throw new BlobDeleteError(`s3 delete failed for ${notDone.length} of ${unique.length} keys: ${describe(err)}`, notDone, err);
       }
       // A 200 can still carry per-key failures (AccessDenied, InternalError, SlowDown...): never ignore them.
       for (const e of errors) {

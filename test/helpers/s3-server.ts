@@ -18,7 +18,8 @@
  *   (`GET ?uploads`) answers 501 NotImplemented, so pending uploads could neither be cleaned up nor
  *   seen. This helper serves those two operations itself, in front of s3rver, over s3rver's own upload
  *   directory (`<dir>/<bucket>/._S3rver_uploads/<uploadId>/{key,metadata,1,2,...}`): the SDK's real
- *   commands go over HTTP, and the drivers' abort is exercised end to end.
+ *   commands go over HTTP, and the driver's abort is exercised end to end. `setAbortSupported(false)`
+ *   gives s3rver's own 405 back, to test a failing abort.
  * - `Range: bytes=0-0` returns the whole object (its parser reads end 0 as "no end"): the s3 driver
  *   trims what a server sends to the range it asked for.
  * - A range on an empty object answers 206 with an empty body instead of 416.
@@ -28,8 +29,10 @@
  * - Objects are written in place (not via a temp file) and a PUT resolves when the last byte has
  *   passed its hasher, not when the file is flushed; reads right after a write have not been seen
  *   to be short here, but S3 itself is the reference for read-after-write.
- * - DeleteObjects deletes keys concurrently and prunes empty directories racily: it can answer 500,
- *   which the SDK retries (the retry then finds the keys gone and succeeds).
+ * - DeleteObjects deletes its keys concurrently and prunes empty directories with unguarded
+ *   readdirSync/rmdir (read in its code, not seen to fail here): a 500 from it would be retried by the
+ *   SDK, and the retry would find the keys gone.
+ * Every other request goes to s3rver unchanged.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
@@ -58,6 +61,8 @@ export interface S3TestServer {
    * each key the predicate accepts, and leaves those objects in place. `null` turns it off.
    */
   failDeletesOf?(predicate: ((key: string) => boolean) | null): void;
+  /** In-process only: `false` lets AbortMultipartUpload reach s3rver, which refuses it (405), as a failing abort. */
+  setAbortSupported?(supported: boolean): void;
 }
 
 interface S3rverLike {
@@ -106,13 +111,14 @@ export async function startS3Server(opts: { inProcess?: boolean } = {}): Promise
   const s3rverHandler = s3rver.callback();
   const uploadsRoot = path.join(directory, bucket, UPLOADS_DIR);
   let failDeletes: ((key: string) => boolean) | null = null;
+  let abortSupported = true;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const [, reqBucket = '', ...rest] = url.pathname.split('/');
     const key = decodeURIComponent(rest.join('/'));
     if (reqBucket === bucket) {
-      if (req.method === 'DELETE' && key && url.searchParams.has('uploadId')) {
+      if (req.method === 'DELETE' && key && url.searchParams.has('uploadId') && abortSupported) {
         return abortMultipartUpload(res, key, url.searchParams.get('uploadId') ?? '');
       }
       if (req.method === 'GET' && !key && url.searchParams.has('uploads')) {
@@ -258,6 +264,9 @@ export async function startS3Server(opts: { inProcess?: boolean } = {}): Promise
     },
     failDeletesOf(predicate) {
       failDeletes = predicate;
+    },
+    setAbortSupported(supported) {
+      abortSupported = supported;
     },
   };
 }

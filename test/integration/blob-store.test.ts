@@ -16,7 +16,7 @@ import { createStore } from '../../src/storage/create-store.js';
 import { createFsStore } from '../../src/storage/fs-store.js';
 import { createS3Store } from '../../src/storage/s3-store.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
-import { blobStoreContract, patternBytes, readAll } from './blob-store.contract.js';
+import { blobStoreContract, patternBytes, patternStream, readAll } from './blob-store.contract.js';
 
 const MiB = 1024 * 1024;
 
@@ -179,6 +179,40 @@ describe('s3 driver specifics (in-process s3rver)', () => {
     expect(await store.exists('objects/app_d/deny1.bin')).toBe(true);
     await store.delete(keys);
     expect(await store.exists('objects/app_d/deny1.bin')).toBe(false);
+  });
+
+  it('still rejects with the body’s own error when aborting the multipart upload fails too', async () => {
+    const key = 'objects/app_a/abort-refused.bin';
+    const bodyError = new Error('client went away');
+    server.setAbortSupported?.(false); // s3rver itself answers AbortMultipartUpload with 405
+    try {
+      const body = patternStream(20 * MiB, { failAt: 9 * MiB, error: bodyError });
+      await expect(store.put(key, body)).rejects.toBe(bodyError);
+    } finally {
+      server.setAbortSupported?.(true);
+    }
+    expect(await store.exists(key)).toBe(false);
+    // the parts stay behind: on S3, a lifecycle rule (AbortIncompleteMultipartUpload) is the backstop
+    expect(await pendingUploads(server, key)).toHaveLength(1);
+  });
+
+  it('fails a read whose connection drops midway with StorageError on the stream', async () => {
+    const key = 'objects/app_r/cut.bin';
+    await store.put(key, patternStream(24 * MiB));
+    const stream = await store.get(key);
+    const first = await new Promise<Buffer>((resolve, reject) => {
+      stream.once('data', resolve);
+      stream.once('error', reject);
+    });
+    stream.pause();
+    expect(first.equals(patternBytes(0, first.length))).toBe(true);
+    await server.stop(); // closes every connection, this response's included
+    try {
+      const err = await readAll(stream).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(StorageError);
+    } finally {
+      await server.restart?.();
+    }
   });
 
   it('fails fast with StorageError while the server is down, and recovers when it is back', async () => {

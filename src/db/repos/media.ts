@@ -41,6 +41,8 @@ export interface MediaRow {
   updated_at: Date;
   ready_at: Date | null;
   deleted_at: Date | null;
+  /** Lease token of the sweeper working on this row while `deleting` (migration *_sweep-claims). */
+  sweep_claim?: number | null;
 }
 
 export interface NewMedia {
@@ -237,4 +239,17 @@ export async function findStale(db: Queryable, olderThanSeconds: number, limit =
 
 export async function touch(db: Queryable, id: string): Promise<void> {
   await db.query('UPDATE media SET updated_at = now() WHERE id = $1', [id]);
+}
+
+/**
+ * A `ready` row whose stored object is gone (found by orphan reconciliation): the bytes cannot come
+ * back, so the row stops claiming to be servable. `failed` rows are swept an hour later.
+ */
+export async function markObjectLost(db: Queryable, id: string, message: string): Promise<MediaRow | null> {
+  const { rows } = await db.query<MediaRow>(
+    `UPDATE media SET status = 'failed', error_code = 'STORAGE_UNAVAILABLE', error_message = $2, updated_at = now()
+     WHERE id = $1 AND status = 'ready' RETURNING *`,
+    [id, message.slice(0, 500)],
+  );
+  return rows[0] ?? null;
 }

@@ -58,7 +58,7 @@ export function toolFailureError(f: ToolFailure, what: string): Error {
 export function summarizeStderr(stderr: string): string {
   const lines = stderr
     .split('\n')
-    .map((l) => l.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/i, '').replace(/file:\S+/g, 'input').trim())
+    .map((l) => l.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/i, '').replace(/file:\S*?(?=:\s|\s|$)/g, 'input').trim())
     .filter((l) => l.length > 0);
   const last = lines[lines.length - 1] ?? '';
   return last.length > 200 ? `${last.slice(0, 200)}…` : last;

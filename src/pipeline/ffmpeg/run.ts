@@ -33,6 +33,8 @@ export interface RunToolOptions {
   onProgressTime?: ((outTimeMs: number) => void) | undefined;
   /** Collect stdout into the result (ffprobe's JSON), up to this many bytes. */
   collectStdoutBytes?: number | undefined;
+  /** Told the child's pid (= its process group id) once it is started: for logs and for tests of the kill. */
+  onSpawn?: ((pid: number) => void) | undefined;
   log?: Logger | undefined;
 }
 
@@ -142,7 +144,10 @@ export function runTool(tool: Tool, opts: RunToolOptions): Promise<RunToolResult
       stop();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    if (pid !== undefined) trackGroup(pid);
+    if (pid !== undefined) {
+      trackGroup(pid);
+      opts.onSpawn?.(pid);
+    }
 
     child.stdout!.on('data', (chunk: Buffer) => {
       if (opts.onStdout) {

@@ -1,15 +1,20 @@
 /**
  * A voice note's waveform: `bars` amplitude values 0..100, computed while ffmpeg streams mono
- * s16le PCM, so memory is one number per window (36,000 for an hour at 100 ms), never the audio.
+ * s16le PCM, so memory is a bounded number of windows, never the audio.
  *
- * Each window keeps its sum of squares; at the end windows are grouped into bars, a bar's value is
- * its RMS, and bars are scaled to the loudest one (as messaging apps draw them: the shape matters,
- * not the absolute level). A note quieter than -60 dBFS throughout is drawn flat.
+ * Each window keeps its sum of squares. Windows start short (20 ms, so a 2-second note still has
+ * 100 of them) and, whenever `maxWindows` are held, neighbours are merged in pairs and the window
+ * doubles: an hour-long note ends with the same bounded count. At the end windows are grouped into
+ * bars, a bar's value is its RMS, and bars are scaled to the loudest one (as messaging apps draw
+ * them: the shape matters, not the absolute level). A note quieter than -60 dBFS is drawn flat.
  */
 export interface WaveformOptions {
   sampleRate: number;
   bars?: number;
+  /** Initial window length. */
   windowMs?: number;
+  /** Windows held before pairs are merged (even). */
+  maxWindows?: number;
 }
 
 export interface WaveformAccumulator {
@@ -23,24 +28,38 @@ const SILENCE_RMS = 32768 * 0.001;
 
 export function createWaveformAccumulator(opts: WaveformOptions): WaveformAccumulator {
   const bars = opts.bars ?? 64;
-  const perWindow = Math.max(1, Math.round((opts.sampleRate * (opts.windowMs ?? 100)) / 1000));
-  const windowSums: number[] = [];
-  const windowCounts: number[] = [];
+  const maxWindows = Math.max(2, Math.floor((opts.maxWindows ?? 4096) / 2) * 2);
+  let perWindow = Math.max(1, Math.round((opts.sampleRate * (opts.windowMs ?? 20)) / 1000));
+  let windowSums: number[] = [];
+  let windowCounts: number[] = [];
   let sum = 0;
   let count = 0;
   let samples = 0;
   let oddByte: number | null = null;
 
-  const addSample = (s: number): void => {
-    sum += s * s;
+  const closeWindow = (): void => {
+    windowSums.push(sum);
+    windowCounts.push(count);
+    sum = 0;
+    count = 0;
+    if (windowSums.length === maxWindows) {
+      const s: number[] = [];
+      const c: number[] = [];
+      for (let i = 0; i < maxWindows; i += 2) {
+        s.push(windowSums[i]! + windowSums[i + 1]!);
+        c.push(windowCounts[i]! + windowCounts[i + 1]!);
+      }
+      windowSums = s;
+      windowCounts = c;
+      perWindow *= 2;
+    }
+  };
+
+  const addSample = (v: number): void => {
+    sum += v * v;
     count += 1;
     samples += 1;
-    if (count === perWindow) {
-      windowSums.push(sum);
-      windowCounts.push(count);
-      sum = 0;
-      count = 0;
-    }
+    if (count === perWindow) closeWindow();
   };
 
   return {
@@ -61,12 +80,7 @@ export function createWaveformAccumulator(opts: WaveformOptions): WaveformAccumu
       if (end < chunk.length) oddByte = chunk[end]!;
     },
     finish(): number[] {
-      if (count > 0) {
-        windowSums.push(sum);
-        windowCounts.push(count);
-        sum = 0;
-        count = 0;
-      }
+      if (count > 0) closeWindow();
       const n = windowSums.length;
       if (n === 0) return new Array<number>(bars).fill(0);
       const rms: number[] = [];

@@ -1,0 +1,67 @@
+import type { Pool, PoolClient } from '../db/pool.js';
+
+/**
+ * Advisory-lock namespace of sweep claims ('mfsw'). The two-key form keeps these locks apart from
+ * every single-bigint advisory lock (node-pg-migrate's among them).
+ */
+export const SWEEP_LOCK_NAMESPACE = 1835430775;
+
+/**
+ * A sweeper's hold on the rows it claims for one batch: a session advisory lock on a token from a
+ * sequence, taken on a connection kept for the batch. Rows in `deleting` stamped with a token
+ * nobody holds were left by a sweeper that died (SIGKILL, OOM, lost connection): Postgres drops the
+ * lock when the session ends, so the next sweep reclaims them at once rather than after a guessed
+ * timeout, and never takes rows a live sweeper is still working on.
+ */
+export interface SweepLease {
+  readonly token: number;
+  /** The connection that holds the lock; run the batch's statements on it. */
+  readonly client: PoolClient;
+  release(): Promise<void>;
+}
+
+export async function acquireLease(pool: Pool): Promise<SweepLease> {
+  const client = await pool.connect();
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const { rows } = await client.query<{ token: number; locked: boolean }>(
+        `SELECT t.token, pg_try_advisory_lock($1, t.token) AS locked FROM (SELECT nextval('media_sweep_claim_seq')::int AS token) t`,
+        [SWEEP_LOCK_NAMESPACE],
+      );
+      const { token, locked } = rows[0]!;
+      // Only a sequence that wrapped around onto a live sweeper's token is refused; take the next.
+      if (locked) return lease(client, token);
+    }
+    throw new Error('could not take a sweep lease: every token tried is held');
+  } catch (err) {
+    client.release(err as Error);
+    throw err;
+  }
+}
+
+function lease(client: PoolClient, token: number): SweepLease {
+  let released = false;
+  return {
+    token,
+    client,
+    async release() {
+      if (released) return;
+      released = true;
+      try {
+        await client.query('SELECT pg_advisory_unlock($1, $2)', [SWEEP_LOCK_NAMESPACE, token]);
+        client.release();
+      } catch (err) {
+        // A broken connection has lost the lock already; destroy it rather than pool it.
+        client.release(err as Error);
+      }
+    },
+  };
+}
+
+/**
+ * SQL for the claim tokens whose holder is alive (advisory locks granted in this database).
+ * Reading pg_locks is a snapshot of the lock table: cheap, and no lock is taken.
+ */
+export const LIVE_TOKENS_SQL = `SELECT l.objid::int FROM pg_locks l
+  WHERE l.locktype = 'advisory' AND l.classid = ${SWEEP_LOCK_NAMESPACE}::oid AND l.objsubid = 2 AND l.granted
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`;

@@ -1,0 +1,99 @@
+/**
+ * Shared by the normalize integration tests (real sharp, ffmpeg, ffprobe; no network, no services):
+ * a scratch directory per test, an ffprobe reader, MP4 box order, EXIF GPS detection.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach } from 'vitest';
+import type { MediaKind } from '../../src/domain/kinds.js';
+import { silentLogger } from '../../src/log.js';
+import type { NormalizeInput } from '../../src/pipeline/normalize-types.js';
+
+const run = promisify(execFile);
+
+const dirs: string[] = [];
+/** Registers cleanup of the scratch directories made by `scratch()` in this file. */
+export function useScratch(): void {
+  afterEach(async () => {
+    await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  });
+}
+
+export async function scratch(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'mediaflow-normalize-test-'));
+  dirs.push(d);
+  return d;
+}
+
+export async function input(inputPath: string, sniffedMime: string, kind: MediaKind, extra: Partial<NormalizeInput> = {}): Promise<NormalizeInput> {
+  return { inputPath, sniffedMime, kind, scratchDir: await scratch(), log: silentLogger, ...extra };
+}
+
+export interface ProbeJson {
+  format: { format_name: string; duration?: string; tags?: Record<string, string> };
+  streams: Array<Record<string, unknown> & { codec_type: string; codec_name: string }>;
+}
+
+export async function ffprobe(path: string): Promise<ProbeJson> {
+  const { stdout } = await run(process.env.FFPROBE_PATH || 'ffprobe', ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', path]);
+  return JSON.parse(stdout) as ProbeJson;
+}
+
+/** MD5 of one stream's packets: equal for input and output only if the stream was copied, not re-encoded. */
+export async function packetMd5(path: string, stream: 'v' | 'a'): Promise<string> {
+  const { stdout } = await run(process.env.FFMPEG_PATH || 'ffmpeg', ['-nostdin', '-v', 'error', '-i', path, '-map', `0:${stream}:0`, '-c', 'copy', '-f', 'md5', '-']);
+  return stdout.trim();
+}
+
+/** Top-level ISO BMFF box types in file order (ftyp, moov, mdat…). */
+export async function topLevelBoxes(path: string): Promise<string[]> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const types: string[] = [];
+    const head = Buffer.alloc(16);
+    let pos = 0;
+    while (pos + 8 <= size) {
+      await fh.read(head, 0, 16, pos);
+      let len = head.readUInt32BE(0);
+      types.push(head.toString('latin1', 4, 8));
+      if (len === 1) len = Number(head.readBigUInt64BE(8));
+      if (len === 0) break;
+      if (len < 8) throw new Error(`bad box size at ${pos}`);
+      pos += len;
+    }
+    return types;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Whether a raw EXIF block (TIFF header first) has a GPS IFD pointer (tag 0x8825) in IFD0. */
+export function exifHasGps(exif: Buffer): boolean {
+  const tiff = exif.subarray(0, 4).toString('latin1') === 'Exif' ? exif.subarray(6) : exif;
+  const le = tiff.toString('latin1', 0, 2) === 'II';
+  const u16 = (o: number): number => (le ? tiff.readUInt16LE(o) : tiff.readUInt16BE(o));
+  const u32 = (o: number): number => (le ? tiff.readUInt32LE(o) : tiff.readUInt32BE(o));
+  const ifd0 = u32(4);
+  const n = u16(ifd0);
+  for (let i = 0; i < n; i++) if (u16(ifd0 + 2 + i * 12) === 0x8825) return true;
+  return false;
+}
+
+/** Processes whose command line mentions `needle` (to prove ffmpeg did not outlive an abort). */
+export async function processesMentioning(needle: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmd = await readFile(`/proc/${entry}/cmdline`, 'latin1');
+      if (cmd.includes(needle)) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}

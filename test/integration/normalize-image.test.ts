@@ -1,0 +1,178 @@
+/**
+ * Image normalization on generated media, with the real sharp/libvips (and ffmpeg for BMP).
+ * What is real: sharp 0.35, ffmpeg; nothing is mocked.
+ */
+import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { PermanentError } from '../../src/domain/errors.js';
+import { normalize } from '../../src/pipeline/normalize.js';
+import { fixture } from '../fixtures/generate.js';
+import { exifHasGps, input, useScratch } from './normalize-helpers.js';
+
+useScratch();
+
+async function rejection(p: Promise<unknown>): Promise<PermanentError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(PermanentError);
+  return err as PermanentError;
+}
+
+async function pixel(path: string, x: number, y: number): Promise<number[]> {
+  const { data, info } = await sharp(path).raw().toBuffer({ resolveWithObject: true });
+  const i = (y * info.width + x) * info.channels;
+  return [...data.subarray(i, i + 3)];
+}
+
+const near = (a: number[], b: number[], tol: number): boolean => a.every((v, i) => Math.abs(v - b[i]!) <= tol);
+
+describe('(1) EXIF orientation 6 + GPS', () => {
+  it('comes out upright (sizes swap, the corner block moves top-right) with no metadata at all', async () => {
+    const src = await fixture('jpegExifOrientation6');
+    const before = await sharp(src).metadata();
+    // Preconditions, so the assertions below can fail: the input has all of it.
+    expect(before.orientation).toBe(6);
+    expect(exifHasGps(before.exif!)).toBe(true);
+    expect(before.xmp).toBeDefined();
+    expect(before.icc).toBeDefined();
+    expect([before.width, before.height]).toEqual([400, 300]);
+
+    const out = await normalize(await input(src, 'image/jpeg', 'image'));
+    expect(out).toMatchObject({ mimeType: 'image/jpeg', transform: 'transcoded', width: 300, height: 400, variants: [] });
+    const after = await sharp(out.outputPath).metadata();
+    expect([after.width, after.height]).toEqual([300, 400]);
+    expect(after.orientation).toBeUndefined();
+    expect(after.exif).toBeUndefined();
+    expect(after.xmp).toBeUndefined();
+    expect(after.iptc).toBeUndefined();
+    expect(after.icc).toBeUndefined();
+    expect(after.comments).toBeUndefined();
+    const bytes = await readFile(out.outputPath);
+    expect(bytes.includes('FixtureCam')).toBe(false);
+    expect(bytes.includes('Fixture Person')).toBe(false);
+
+    // Rotated 90° clockwise: the stored top-left red block is now top-right.
+    expect(near(await pixel(out.outputPath, 285, 30), [255, 0, 0], 40)).toBe(true);
+    expect(near(await pixel(out.outputPath, 15, 30), [255, 0, 0], 40)).toBe(false);
+  });
+
+  it('colour goes through the embedded P3 profile to sRGB (the raw P3 numbers are far off)', async () => {
+    const src = await fixture('jpegExifOrientation6');
+    const out = await normalize(await input(src, 'image/jpeg', 'image'));
+    const srgbGreen = [0, 180, 60];
+    expect(near(await pixel(out.outputPath, 150, 300), srgbGreen, 6)).toBe(true);
+    const { data } = await sharp(src, { ignoreIcc: true }).raw().toBuffer({ resolveWithObject: true });
+    const rawP3 = [...data.subarray((250 * 400 + 200) * 3, (250 * 400 + 200) * 3 + 3)];
+    expect(near(rawP3, srgbGreen, 20)).toBe(false);
+  });
+});
+
+describe('(2) alpha and size', () => {
+  it('PNG whose alpha is used stays PNG with alpha, metadata gone', async () => {
+    const src = await fixture('pngAlpha');
+    expect((await sharp(src).metadata()).exif).toBeDefined();
+    const out = await normalize(await input(src, 'image/png', 'image'));
+    expect(out).toMatchObject({ mimeType: 'image/png', transform: 'transcoded', width: 300, height: 200 });
+    const m = await sharp(out.outputPath).metadata();
+    expect(m.format).toBe('png');
+    expect(m.hasAlpha).toBe(true);
+    expect(m.exif).toBeUndefined();
+    expect(m.icc).toBeUndefined();
+    expect((await sharp(out.outputPath).stats()).isOpaque).toBe(false);
+  });
+
+  it('an alpha channel that is 255 everywhere becomes a JPEG', async () => {
+    const out = await normalize(await input(await fixture('pngOpaqueAlphaChannel'), 'image/png', 'image'));
+    expect(out).toMatchObject({ mimeType: 'image/jpeg', transform: 'converted', width: 320, height: 240 });
+    expect((await sharp(out.outputPath).metadata()).format).toBe('jpeg');
+  });
+
+  it('12 MP opaque PNG → JPEG under 5 MB at full size', async () => {
+    const out = await normalize(await input(await fixture('png12mp'), 'image/png', 'image'));
+    expect(out).toMatchObject({ mimeType: 'image/jpeg', transform: 'converted', width: 4000, height: 3000 });
+    const bytes = (await readFile(out.outputPath)).length;
+    expect(bytes).toBeLessThan(5_000_000);
+    expect((await sharp(out.outputPath).metadata()).format).toBe('jpeg');
+  });
+
+  it('longest side is brought to 4096', async () => {
+    const out = await normalize(await input(await fixture('jpegWide'), 'image/jpeg', 'image'));
+    expect([out.width, out.height]).toEqual([4096, 2048]);
+    const m = await sharp(out.outputPath).metadata();
+    expect([m.width, m.height]).toEqual([4096, 2048]);
+  });
+});
+
+describe('(3) decompression bomb header', () => {
+  it('a PNG declaring 50000x50000 is refused from its header within a second', async () => {
+    const src = await fixture('png50000');
+    const req = await input(src, 'image/png', 'image');
+    const started = performance.now();
+    const err = await rejection(normalize(req));
+    const ms = performance.now() - started;
+    expect(err.code).toBe('MEDIA_REJECTED');
+    expect(err.message).toMatch(/50000x50000/);
+    expect(ms).toBeLessThan(1000);
+  });
+});
+
+describe('(4) animation', () => {
+  it('an animated GIF stays an animated GIF with all its frames', async () => {
+    const src = await fixture('gifAnimated');
+    expect((await sharp(src).metadata()).pages).toBe(20);
+    const out = await normalize(await input(src, 'image/gif', 'image'));
+    expect(out).toMatchObject({ mimeType: 'image/gif', transform: 'transcoded', width: 320, height: 240 });
+    const m = await sharp(out.outputPath).metadata();
+    expect(m.format).toBe('gif');
+    expect(m.pages).toBe(20);
+  });
+
+  it('an animated WEBP stays animated WEBP', async () => {
+    const out = await normalize(await input(await fixture('webpAnimated'), 'image/webp', 'image'));
+    const m = await sharp(out.outputPath).metadata();
+    expect([out.mimeType, m.format, m.pages]).toEqual(['image/webp', 'webp', 12]);
+  });
+
+  it('a 2000-frame GIF is refused', async () => {
+    const err = await rejection(normalize(await input(await fixture('gif2000Frames'), 'image/gif', 'image')));
+    expect(err.code).toBe('MEDIA_REJECTED');
+    expect(err.message).toBe('the animation has 2000 frames, over the 1000 frame limit');
+  });
+});
+
+describe('converted and refused formats', () => {
+  it.each([
+    ['tiff', 'image/tiff', 640, 480],
+    ['avif', 'image/avif', 320, 240],
+    ['bmp', 'image/bmp', 320, 240],
+  ] as const)('%s → JPEG', async (name, mime, w, h) => {
+    const out = await normalize(await input(await fixture(name), mime, 'image'));
+    expect(out).toMatchObject({ mimeType: 'image/jpeg', transform: 'converted', width: w, height: h });
+    expect((await sharp(out.outputPath).metadata()).format).toBe('jpeg');
+  });
+
+  it('HEIC is refused as unsupported, with a clear reason', async () => {
+    const err = await rejection(normalize(await input(await fixture('heicHeader'), 'image/heic', 'image')));
+    expect(err.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect(err.message).toMatch(/HEIC/);
+  });
+
+  it('JPEG magic over garbage is refused as undecodable', async () => {
+    const err = await rejection(normalize(await input(await fixture('jpegGarbage'), 'image/jpeg', 'image')));
+    expect(err.code).toBe('MEDIA_REJECTED');
+    expect(err.message).toMatch(/could not be decoded/);
+  });
+
+  it('content that is not what was sniffed is refused', async () => {
+    const err = await rejection(normalize(await input(await fixture('pngAlpha'), 'image/jpeg', 'image')));
+    expect(err.code).toBe('MEDIA_REJECTED');
+  });
+
+  it('a type the kind does not accept is 415 before any work', async () => {
+    const err = await rejection(normalize(await input(await fixture('pdf'), 'application/pdf', 'image')));
+    expect(err.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+});
