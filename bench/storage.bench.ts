@@ -3,7 +3,7 @@
  * (in-process s3rver over loopback, test/helpers/s3-server.ts), against `cp` of a file of the same
  * size (and `cp` + fsync, since the fs driver fsyncs). Peak RSS is sampled during each step.
  *
- *   node --import tsx bench/storage.bench.ts            # BENCH_STORAGE_MIB=64 for a quicker run
+ *   node --import tsx bench/storage.bench.ts      # BENCH_STORAGE_MIB=64, BENCH_STORAGE_REPEAT=1 for a quicker run
  *
  * The put body is generated in memory (a 1 MiB random block repeated, never the whole object), so
  * a put measures the store, not a source file. s3rver shares this process and its two cores with the
@@ -81,34 +81,45 @@ async function measure(fn: () => Promise<void>): Promise<{ seconds: number; peak
   return { seconds, peak, growth: peak - base };
 }
 
-async function putGet(store: BlobStore, label: string, bytes: number, add: (c: string, m: Awaited<ReturnType<typeof measure>>, rss: boolean) => void): Promise<void> {
-  const key = `bench/${label}/${randomBytes(4).toString('hex')}.bin`;
-  add(
-    `${label} put`,
-    await measure(async () => {
-      const r = await store.put(key, generated(bytes));
-      if (r.bytes !== bytes) throw new Error(`${label} put wrote ${r.bytes} bytes`);
-    }),
-    true,
-  );
-  add(
-    `${label} get`,
-    await measure(async () => {
-      const s = sink();
-      await pipeline(await store.get(key), s);
-      if (s.bytes !== bytes) throw new Error(`${label} get read ${s.bytes} bytes`);
-    }),
-    true,
-  );
-  await store.delete([key]);
+type Measured = Awaited<ReturnType<typeof measure>>;
+
+/** The fastest of the runs (this machine is shared and noisy), with the highest peak RSS seen. */
+function best(runs: Measured[]): Measured {
+  const fastest = runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  return { seconds: fastest.seconds, peak: Math.max(...runs.map((r) => r.peak)), growth: Math.max(...runs.map((r) => r.growth)) };
 }
 
-export async function run(opts: { sizeMiB?: number; print?: boolean } = {}): Promise<StorageBenchRow[]> {
+async function putGet(store: BlobStore, label: string, bytes: number, repeat: number, add: (c: string, m: Measured, rss: boolean) => void): Promise<void> {
+  const puts: Measured[] = [];
+  const gets: Measured[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const key = `bench/${label.replace(/\W+/g, '-')}/${randomBytes(4).toString('hex')}.bin`;
+    puts.push(
+      await measure(async () => {
+        const r = await store.put(key, generated(bytes));
+        if (r.bytes !== bytes) throw new Error(`${label} put wrote ${r.bytes} bytes`);
+      }),
+    );
+    gets.push(
+      await measure(async () => {
+        const s = sink();
+        await pipeline(await store.get(key), s);
+        if (s.bytes !== bytes) throw new Error(`${label} get read ${s.bytes} bytes`);
+      }),
+    );
+    await store.delete([key]);
+  }
+  add(`${label} put`, best(puts), true);
+  add(`${label} get`, best(gets), true);
+}
+
+export async function run(opts: { sizeMiB?: number; repeat?: number; print?: boolean } = {}): Promise<StorageBenchRow[]> {
   const sizeMiB = opts.sizeMiB ?? Number(process.env.BENCH_STORAGE_MIB ?? 256);
+  const repeat = opts.repeat ?? Number(process.env.BENCH_STORAGE_REPEAT ?? 2);
   const bytes = sizeMiB * MiB;
   const dir = await mkdtemp(path.join(tmpdir(), 'mediaflow-bench-storage-'));
   const measured: Array<{ case: string; seconds: number; peak: number | null; growth: number | null }> = [];
-  const add = (c: string, m: { seconds: number; peak: number; growth: number }, rss: boolean): void => {
+  const add = (c: string, m: Measured, rss: boolean): void => {
     measured.push({ case: c, seconds: m.seconds, peak: rss ? m.peak : null, growth: rss ? m.growth : null });
   };
   const server = await startS3Server({ inProcess: true });
@@ -125,13 +136,21 @@ export async function run(opts: { sizeMiB?: number; print?: boolean } = {}): Pro
     const src = path.join(dir, 'source.bin');
     await pipeline(generated(bytes), createWriteStream(src));
     const sh = promisify(execFile);
-    add('cp', await measure(async () => void (await sh('cp', [src, path.join(dir, 'copy1.bin')]))), false);
-    add('cp + fsync', await measure(async () => void (await sh('sh', ['-c', `cp "$0" "$1" && sync "$1"`, src, path.join(dir, 'copy2.bin')]))), false);
-    await rm(path.join(dir, 'copy1.bin'));
-    await rm(path.join(dir, 'copy2.bin'));
+    const dst = path.join(dir, 'copy.bin');
+    const cps: Measured[] = [];
+    const cpSyncs: Measured[] = [];
+    for (let i = 0; i < repeat; i++) {
+      cps.push(await measure(async () => void (await sh('cp', [src, dst]))));
+      await rm(dst);
+      // `sync FILE` fsyncs that file (coreutils >= 8.24), as the fs driver does
+      cpSyncs.push(await measure(async () => void (await sh('sh', ['-c', 'cp "$0" "$1" && sync "$1"', src, dst]))));
+      await rm(dst);
+    }
+    add('cp', best(cps), false);
+    add('cp + fsync', best(cpSyncs), false);
 
-    await putGet(createFsStore({ root: path.join(dir, 'fs-store') }), 'fs', bytes, add);
-    await putGet(s3, 's3 (s3rver)', bytes, add);
+    await putGet(createFsStore({ root: path.join(dir, 'fs-store') }), 'fs', bytes, repeat, add);
+    await putGet(s3, 's3 (s3rver)', bytes, repeat, add);
   } finally {
     await s3.close();
     await server.dispose();
@@ -150,7 +169,7 @@ export async function run(opts: { sizeMiB?: number; print?: boolean } = {}): Pro
   }));
 
   if (opts.print ?? true) {
-    console.log(`\nBlobStore, ${sizeMiB} MiB stream (Node ${process.version})`);
+    console.log(`\nBlobStore, ${sizeMiB} MiB stream, best of ${repeat} (Node ${process.version})`);
     console.table(
       rows.map((r) => ({
         case: r.case,

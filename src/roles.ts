@@ -2,6 +2,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { buildApp } from './api/app.js';
+import { startMetricsServer, type MetricsServer } from './api/plugins/metrics.js';
 import type { Config } from './config/index.js';
 import * as mediaRepo from './db/repos/media.js';
 import { isPermanent } from './domain/errors.js';
@@ -24,10 +25,15 @@ export interface Running {
   app?: FastifyInstance;
   /** The bound address of the API, when it runs. */
   url?: string;
+  /** The metrics server of a role without the API, when METRICS_PORT is set. */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
 type Handler = (job: Job, rt: Runtime, log: Logger) => Promise<unknown>;
+
+/** Aborted when a graceful stop runs out of patience: running media jobs stop and go back to the queue. */
+const jobStops = new WeakMap<Runtime, AbortSignal>();
 
 /** Exactly one handler per job name: start-up refuses anything else. */
 const HANDLERS: Record<JobName, Handler> = {
@@ -37,6 +43,11 @@ const HANDLERS: Record<JobName, Handler> = {
     const data = { ...payload.data, mediaId: payload.data.mediaId ?? `med_q${job.id}` };
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new Error('job timed out')), rt.config.JOB_TIMEOUT_SECONDS * 1000);
+    // A transient error: processMedia puts the row back to `queued` and BullMQ retries the job.
+    const stopSignal = jobStops.get(rt);
+    const onStop = () => ac.abort(new Error('the worker is shutting down; the job will be retried'));
+    if (stopSignal?.aborted) onStop();
+    stopSignal?.addEventListener('abort', onStop, { once: true });
     try {
       const outcome = await processMedia(
         {
@@ -59,6 +70,7 @@ const HANDLERS: Record<JobName, Handler> = {
       throw err;
     } finally {
       clearTimeout(timer);
+      stopSignal?.removeEventListener('abort', onStop);
     }
   },
   webhook: async (job, rt, log) => {
@@ -200,8 +212,11 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
   const workers: Worker[] = [];
   const connections: Redis[] = [];
   const timers: NodeJS.Timeout[] = [];
+  const jobStop = new AbortController();
+  jobStops.set(rt, jobStop.signal);
   let app: FastifyInstance | undefined;
   let url: string | undefined;
+  let metrics: MetricsServer | undefined;
 
   if (work) {
     const conn = createRedis(config.REDIS_URL, 'worker');
@@ -226,20 +241,41 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
     app = await buildApp(rt);
     url = await app.listen({ port: config.PORT, host: config.HOST });
     log.info({ url, role }, 'mediaflow API listening');
+  } else if (config.METRICS_PORT > 0) {
+    // No API in this process: Prometheus scrapes this role's own numbers here.
+    metrics = await startMetricsServer(rt, config.METRICS_PORT, config.HOST);
+    log.info({ url: metrics.url, role }, 'metrics listening');
   }
   let stopping: Promise<void> | undefined;
   return {
     rt,
     app,
     url,
+    metricsUrl: metrics?.url,
     stop() {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);
-        // Stop taking requests first, then let in-flight jobs finish (or be retried after the lock expires).
-        if (app) await app.close().catch((err) => log.error({ err }, 'closing the API failed'));
-        await Promise.allSettled(workers.map((w) => w.close()));
+        // The API stops taking requests (new ones get 503) and the workers stop taking jobs, both at
+        // once; requests and jobs in flight get most of the shutdown budget to finish on their own.
+        // Past that grace, uploads still streaming are cut (the client sees the error; a cut upload
+        // keeps no row and no staging object) and running media jobs are aborted, which puts them
+        // back to `queued` for a retry, so the process exits within SHUTDOWN_TIMEOUT_SECONDS.
+        const graceMs = Math.max(1000, config.SHUTDOWN_TIMEOUT_SECONDS * 1000 * 0.6);
+        const grace = setTimeout(() => {
+          log.warn({ graceMs }, 'shutdown grace is over: cutting open requests and aborting running jobs');
+          app?.server.closeAllConnections();
+          jobStop.abort();
+        }, graceMs);
+        grace.unref();
+        await Promise.allSettled([
+          app ? app.close().catch((err) => log.error({ err }, 'closing the API failed')) : undefined,
+          ...workers.map((w) => w.close()),
+        ]);
+        clearTimeout(grace);
+        await metrics?.close();
         await Promise.allSettled(connections.map((c) => c.quit().catch(() => c.disconnect())));
         await rt.close();
+        log.info('stopped');
       })();
       return stopping;
     },

@@ -27,7 +27,10 @@ export async function createRuntime(config: Config, log: Logger, overrides: Part
   const keyring = await loadKeyring(config, log);
   const pool = createPool(config.DATABASE_URL);
   const redis = createRedis(config.REDIS_URL, 'producer');
-  const queues = new Queues(redis, config.QUEUE_PREFIX);
+  const queues = new Queues(redis, config.QUEUE_PREFIX, {
+    webhook: { attempts: config.WEBHOOK_ATTEMPTS, backoff: { type: 'exponential', delay: config.WEBHOOK_BACKOFF_MS, jitter: 0.3 } },
+    ingest: { attempts: config.JOB_ATTEMPTS },
+  });
   // Queues are made while Redis answers: one created during an outage would wait for it forever.
   await waitReady(redis, 10_000).catch((err: Error) => log.warn({ err: err.message }, 'Redis is not reachable yet; producers answer 503 until it is'));
   queues.all();

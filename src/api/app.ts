@@ -4,7 +4,11 @@ import multipart from '@fastify/multipart';
 import { HARD_CAP_BYTES } from '../domain/policies.js';
 import { httpRequestsTotal, httpSeconds } from '../metrics.js';
 import type { Runtime } from '../runtime.js';
+import { registerQueueDashboard } from './plugins/admin.js';
 import { registerAuth } from './plugins/auth.js';
+import { registerMetricsGuard } from './plugins/metrics.js';
+import { registerOpenApi } from './plugins/openapi.js';
+import { registerRateLimits } from './plugins/rate-limit.js';
 import { registerErrorHandling } from './plugins/errors.js';
 import { registerDownloadRoutes } from './routes/download.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -29,6 +33,10 @@ export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
     forceCloseConnections: 'idle',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   });
+  // Route schemas only document (OpenAPI): handlers validate with zod (`parseOr400`), so Fastify
+  // must neither reject nor coerce what zod would judge, nor strip fields through a response schema.
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
@@ -42,10 +50,15 @@ export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
     limits: { fileSize: Math.min(rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES), files: 1, fields: 20, fieldSize: 64 * 1024, parts: 30, headerPairs: 100 },
   });
   registerAuth(app, rt);
+  // Both collect routes as they are added (onRoute), so they come before any route.
+  await registerOpenApi(app);
+  await registerRateLimits(app, rt);
+  registerMetricsGuard(app, rt);
   registerHealthRoutes(app, rt);
   registerMediaRoutes(app, rt);
   registerDownloadRoutes(app, rt);
   registerDeviceRoutes(app, rt);
   registerUploadRoutes(app, rt);
+  await registerQueueDashboard(app, rt);
   return app;
 }

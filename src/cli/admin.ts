@@ -1,18 +1,35 @@
 import * as appsRepo from '../db/repos/apps.js';
 import { AppError } from '../domain/errors.js';
 import { newApiKey, newAppId, newSecret } from '../domain/ids.js';
-import { SCOPES, type Scope } from '../domain/kinds.js';
+import { MEDIA_KINDS, SCOPES, type MediaKind, type Scope } from '../domain/kinds.js';
+import type { KindLimits } from '../domain/policies.js';
 import { assertUrlAllowedSyntax } from '../pipeline/fetch-source.js';
 import { JOBS, type JobName } from '../queue/registry.js';
 import type { Runtime } from '../runtime.js';
 
-export async function createApp(rt: Runtime, o: { name: string; webhookUrl?: string }) {
+/** `--max-bytes document=100000000,video=32000000`: per-app input limits (capped by the hard cap). */
+export function parseLimits(spec: string | undefined): KindLimits {
+  const out: KindLimits = {};
+  if (!spec) return out;
+  for (const part of spec.split(',').filter(Boolean)) {
+    const [k, v] = part.split('=');
+    const n = Number(v);
+    if (!k || !(MEDIA_KINDS as readonly string[]).includes(k) || !Number.isInteger(n) || n <= 0) {
+      throw new AppError('VALIDATION_FAILED', `bad limit ${part}: use kind=bytes with kind one of ${MEDIA_KINDS.join(',')}`);
+    }
+    out[k as MediaKind] = n;
+  }
+  return out;
+}
+
+export async function createApp(rt: Runtime, o: { name: string; webhookUrl?: string; maxBytes?: string }) {
   if (o.webhookUrl) assertUrlAllowedSyntax(o.webhookUrl, { allowPrivateNetworks: rt.config.ALLOW_PRIVATE_URLS });
-  const app = await appsRepo.insertApp(rt.pool, { id: newAppId(), name: o.name, webhookUrl: o.webhookUrl ?? null, webhookSecret: `whsec_${newSecret()}` });
+  const limits = parseLimits(o.maxBytes);
+  const app = await appsRepo.insertApp(rt.pool, { id: newAppId(), name: o.name, webhookUrl: o.webhookUrl ?? null, webhookSecret: `whsec_${newSecret()}`, limits });
   const key = newApiKey();
   await appsRepo.insertApiKey(rt.pool, { appId: app.id, prefix: key.prefix, hash: key.hash, scopes: SCOPES });
   return {
-    app: { id: app.id, name: app.name, webhookUrl: app.webhook_url, createdAt: app.created_at.toISOString() },
+    app: { id: app.id, name: app.name, webhookUrl: app.webhook_url, limits: app.limits, createdAt: app.created_at.toISOString() },
     apiKey: key.key,
     keyPrefix: key.prefix,
     scopes: [...SCOPES],

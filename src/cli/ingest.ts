@@ -8,6 +8,7 @@ import { toMediaObject } from '../api/media-object.js';
 import * as appsRepo from '../db/repos/apps.js';
 import * as mediaRepo from '../db/repos/media.js';
 import { AppError } from '../domain/errors.js';
+import type { KindLimits } from '../domain/policies.js';
 import { newMediaId } from '../domain/ids.js';
 import { assertUrlAllowedSyntax } from '../pipeline/fetch-source.js';
 import { stageUpload } from '../pipeline/stage-upload.js';
@@ -46,7 +47,8 @@ function progressPrinter(json: boolean) {
 }
 
 export async function ingest(rt: Runtime, target: string, o: IngestOptions): Promise<Record<string, unknown>> {
-  if (!(await appsRepo.getApp(rt.pool, o.app))) throw new AppError('NOT_FOUND', `no app ${o.app}`);
+  const app = await appsRepo.getApp(rt.pool, o.app);
+  if (!app) throw new AppError('NOT_FOUND', `no app ${o.app}`);
   const fields = mediaFieldsSchema.parse({ kind: o.kind, deviceId: o.device });
   await checkOwnership(rt, o.app, fields);
   const progress = progressPrinter(!!o.json);
@@ -66,7 +68,7 @@ export async function ingest(rt: Runtime, target: string, o: IngestOptions): Pro
         cb(null, chunk);
       },
     });
-    const staged = await stageUpload(rt, { body: createReadStream(target).pipe(counter), appId: o.app, mediaId, kind: fields.kind, declaredMime: null, limitFor: limitFor(rt) });
+    const staged = await stageUpload(rt, { body: createReadStream(target).pipe(counter), appId: o.app, mediaId, kind: fields.kind, declaredMime: null, limitFor: limitFor(rt, (app.limits ?? {}) as KindLimits) });
     row = await commitMedia(rt, {
       appId: o.app, mediaId, kind: staged.kind, source: 'upload', declaredMime: null, detectedMime: staged.sniffed.raw,
       originalName: path.basename(target), inputBytes: staged.bytes, stagingKey: staged.stagingKey, fields,

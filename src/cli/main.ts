@@ -84,8 +84,9 @@ apps
   .description('create an app with an all-scopes API key and a webhook secret')
   .requiredOption('--name <name>', 'display name')
   .option('--webhook-url <url>', 'where media.* events are POSTed')
+  .option('--max-bytes <limits>', 'per-kind input limits for this app, e.g. document=100000000,video=32000000')
   .option('--json', 'machine-readable output')
-  .action(async (o: { name: string; webhookUrl?: string; json?: boolean }) => {
+  .action(async (o: { name: string; webhookUrl?: string; maxBytes?: string; json?: boolean }) => {
     const { createApp } = await import('./admin.js');
     const res = await withRuntime((rt) => createApp(rt, o));
     out(!!o.json, res, () => `app ${res.app.id}\napi key (shown once): ${res.apiKey}\nwebhook secret: ${res.webhookSecret}`);

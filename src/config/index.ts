@@ -39,6 +39,9 @@ export const envSchema = z.object({
   HARD_CAP_BYTES: int(100_000_000, 1),
   WORKER_CONCURRENCY: int(2, 1),
   JOB_ATTEMPTS: int(5, 1),
+  WEBHOOK_ATTEMPTS: int(8, 1),
+  /** First retry delay of a webhook delivery; each next one doubles (with jitter). */
+  WEBHOOK_BACKOFF_MS: int(5000, 1),
   JOB_TIMEOUT_SECONDS: int(600, 1),
   /** BullMQ lock; a killed worker's job is taken over after about this long. */
   JOB_LOCK_SECONDS: int(30, 1),
@@ -53,6 +56,8 @@ export const envSchema = z.object({
   ADMIN_TOKEN: z.string().min(16).optional(),
   METRICS_PORT: int(0).pipe(z.number().max(65535)),
   RATE_LIMIT_PER_MINUTE: int(600, 1),
+  /** Uploads (POST /v1/media) one API key may have in flight at once, across all API instances. */
+  UPLOAD_CONCURRENCY_PER_KEY: int(4, 1),
   SHUTDOWN_TIMEOUT_SECONDS: int(25, 1),
 });
 

@@ -58,6 +58,9 @@ export const MEDIA_POLICIES: Readonly<Record<MediaKind, MediaPolicy>> = {
  * are limited on input, so the input cap of a kind is its `maxBytes`, except stickers whose
  * animated limit bounds the input.
  */
+/** Per-app overrides of input limits (the `limits` of an app row), in bytes per kind. */
+export type KindLimits = Partial<Record<MediaKind, number>>;
+
 export function inputLimitBytes(kind: MediaKind, override?: number): number {
   const p = MEDIA_POLICIES[kind];
   const base = override ?? (p.maxBytesAnimated ?? p.maxBytes);

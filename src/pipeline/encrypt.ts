@@ -15,7 +15,7 @@ export async function sealFileToStore(
   input: { path: string; key: string; ctx: SealContext; signal?: AbortSignal },
 ): Promise<SealedObject> {
   const seal = createSealStream(deps.keyring, input.ctx);
-  const src = createReadStream(input.path, { highWaterMark: 256 * 1024 });
+  const src = createReadStream(input.path, { highWaterMark: 1024 * 1024 });
   src.on('error', (err) => seal.stream.destroy(err));
   src.pipe(seal.stream);
   await deps.store.put(input.key, seal.stream, { signal: input.signal });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { AppError, isPermanent, PermanentError } from '../domain/errors.js';
 import { newMediaPath, stagingKey, storageKey, variantKey } from '../domain/ids.js';
 import type { MediaKind } from '../domain/kinds.js';
-import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, inputLimitBytes, kindAccepts } from '../domain/policies.js';
+import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, inputLimitBytes, kindAccepts, type KindLimits } from '../domain/policies.js';
 import * as appsRepo from '../db/repos/apps.js';
 import * as mediaRepo from '../db/repos/media.js';
 import type { MediaRow } from '../db/repos/media.js';
@@ -65,14 +65,16 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
   const written: string[] = [];
   try {
     const hardCap = Math.min(deps.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
-    const maxBytes = row.kind ? Math.min(inputLimitBytes(row.kind), hardCap) : hardCap;
+    const app = await appsRepo.getApp(deps.pool, row.app_id);
+    const limits = (app?.limits ?? {}) as KindLimits;
+    const maxBytes = row.kind ? Math.min(inputLimitBytes(row.kind, limits[row.kind]), hardCap) : hardCap;
     const input = await acquireInput(
       { store: deps.store, keyring: deps.keyring, allowPrivateUrls: deps.config.ALLOW_PRIVATE_URLS, fileSourceRoot: deps.config.FILE_SOURCE_ROOT },
       { appId: row.app_id, mediaId, source: payload.source, scratchDir, maxBytes, signal: ctx.signal },
     );
     const sniffed = await sniffFile(input.path);
     const declared = row.declared_mime ?? (input.contentType ? canonicalMime(input.contentType) : null);
-    const kind = decideKind(row.kind, sniffed.mime, declared, input.bytes);
+    const kind = decideKind(row.kind, sniffed.mime, declared, input.bytes, limits);
     if (!row.kind) await deps.pool.query('UPDATE media SET kind = $2 WHERE id = $1', [mediaId, kind]);
     await ctx.onProgress?.(10);
 
@@ -148,13 +150,13 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
 }
 
 /** Kind and type rules, decided on the whole sniffed file. */
-export function decideKind(kind: MediaKind | null, sniffedMime: string | null, declared: string | null, bytes: number): MediaKind {
+export function decideKind(kind: MediaKind | null, sniffedMime: string | null, declared: string | null, bytes: number, limits: KindLimits = {}): MediaKind {
   if (!sniffedMime) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', 'the file is not in a recognised format');
   const k = kind ?? inferKind(sniffedMime);
   if (!k) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${sniffedMime} is not an accepted media type`);
   if (!kindAccepts(k, sniffedMime)) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${sniffedMime} is not accepted for kind ${k}`);
   if (!declaredAgrees(declared, sniffedMime)) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `declared type ${declared} contradicts the content (${sniffedMime})`);
-  const limit = inputLimitBytes(k);
+  const limit = inputLimitBytes(k, limits[k]);
   if (bytes > limit) throw new PermanentError('FILE_TOO_LARGE', `the file is larger than the limit of ${limit} bytes for ${k}`);
   return k;
 }

@@ -1,4 +1,4 @@
-import { Queue } from 'bullmq';
+import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AppError } from '../domain/errors.js';
 import { JOBS, type JobName, type JobPayload } from './registry.js';
@@ -11,6 +11,8 @@ export class Queues {
   constructor(
     private readonly connection: Redis,
     readonly prefix: string,
+    /** Per-job option overrides from configuration (e.g. webhook backoff). */
+    private readonly overrides: Partial<Record<JobName, JobsOptions>> = {},
   ) {}
 
   get(name: JobName): Queue {
@@ -34,7 +36,7 @@ export class Queues {
     try {
       // BullMQ waits for a connection that is reconnecting; a producer must not, so the wait is bounded.
       await Promise.race([
-        this.get(name).add(name, parsed, { ...JOBS[name].options, jobId, ...opts }),
+        this.get(name).add(name, parsed, { ...JOBS[name].options, ...this.overrides[name], jobId, ...opts }),
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('redis did not answer within 1500 ms')), ADD_TIMEOUT_MS))),
       ]);
     } catch (err) {

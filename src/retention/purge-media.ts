@@ -3,7 +3,6 @@ import type { MediaRow } from '../db/repos/media.js';
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { Queues } from '../queue/queues.js';
-import { JOBS } from '../queue/registry.js';
 import { BlobDeleteError, InvalidBlobKeyError, type BlobStore } from '../storage/blob-store.js';
 import { eventBody, type DeleteReason } from '../webhooks/emit.js';
 
@@ -72,11 +71,10 @@ export async function finishDeletions(
     return rows;
   });
   if (deliveries.length > 0) {
-    const { options } = JOBS.webhook;
-    await deps.queues
-      .get('webhook')
-      .addBulk(deliveries.map((id) => ({ name: 'webhook', data: { v: 1, deliveryId: id }, opts: { ...options, jobId: id } })))
-      .catch((err: unknown) => deps.log.warn({ err: String(err), count: deliveries.length }, 'media.deleted webhook enqueue failed; the reconciler will retry'));
+    // Through Queues.add, so configured webhook attempts/backoff apply; concurrent adds share the connection's pipeline.
+    const results = await Promise.allSettled(deliveries.map((id) => deps.queues.add('webhook', { v: 1, deliveryId: id }, id)));
+    const lost = results.filter((r) => r.status === 'rejected').length;
+    if (lost > 0) deps.log.warn({ count: lost }, 'media.deleted webhook enqueue failed; the reconciler will retry');
   }
   return done;
 }

@@ -3,12 +3,15 @@ import * as appsRepo from '../../db/repos/apps.js';
 import { AppError } from '../../domain/errors.js';
 import { sha256Hex } from '../../domain/ids.js';
 import type { Scope } from '../../domain/kinds.js';
+import type { KindLimits } from '../../domain/policies.js';
 import type { Runtime } from '../../runtime.js';
 
 export interface AuthContext {
   appId: string;
   scopes: ReadonlySet<Scope>;
   keyPrefix: string;
+  /** The app's per-kind input limits, overriding the defaults. */
+  limits: KindLimits;
 }
 
 declare module 'fastify' {
@@ -45,7 +48,7 @@ async function authenticate(rt: Runtime, req: FastifyRequest): Promise<AuthConte
   const row = await appsRepo.findApiKeyByHash(rt.pool, sha256Hex(key));
   if (!row) throw new AppError('UNAUTHORIZED', 'unknown API key');
   if (row.revoked_at) throw new AppError('UNAUTHORIZED', 'this API key was revoked');
-  return { appId: row.app_id, scopes: new Set(row.scopes), keyPrefix: row.prefix };
+  return { appId: row.app_id, scopes: new Set(row.scopes), keyPrefix: row.prefix, limits: (row.limits ?? {}) as KindLimits };
 }
 
 export function authOf(req: FastifyRequest): AuthContext {

@@ -6,6 +6,7 @@ import { withTransaction } from '../../db/pool.js';
 import type { Runtime } from '../../runtime.js';
 import { authOf } from '../plugins/auth.js';
 import { parseOr400 } from '../validation.js';
+import { noContent, ok, routeSchema } from '../plugins/openapi.js';
 
 interface DeviceRow {
   id: string;
@@ -25,8 +26,21 @@ export const folderBody = z.object({ name: z.string().min(1).max(255) });
 const idParams = z.object({ id: z.string().min(1).max(64) });
 const pageQuery = z.object({ page: z.coerce.number().int().min(0).default(0), limit: z.coerce.number().int().min(1).max(1000).default(100) });
 
+/** Response shapes for the OpenAPI document. */
+const deviceDoc = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, name: { type: 'string', nullable: true }, status: { type: 'string', enum: ['active', 'destroyed'] },
+    createdAt: { type: 'string', format: 'date-time' }, destroyedAt: { type: 'string', format: 'date-time', nullable: true }, mediaCount: { type: 'integer' },
+  },
+};
+const folderDoc = { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, mediaCount: { type: 'integer' }, createdAt: { type: 'string', format: 'date-time' } } };
+
 export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
-  app.post('/v1/devices', { config: { scope: 'devices:write' } }, async (req, reply) => {
+  app.post('/v1/devices', {
+    config: { scope: 'devices:write' },
+    schema: routeSchema({ summary: 'Create a device', tags: ['devices'], body: deviceBody, responses: { 201: ok(deviceDoc, 'the device') }, errors: ['VALIDATION_FAILED', 'CONFLICT'] }),
+  }, async (req, reply) => {
     const auth = authOf(req);
     const body = parseOr400(deviceBody, req.body ?? {});
     const id = body.id ?? newDeviceId();
@@ -38,7 +52,10 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
     return reply.code(201).send({ success: true, data: device(rows[0]) });
   });
 
-  app.get('/v1/devices/:id', { config: { scope: 'media:read' } }, async (req) => {
+  app.get('/v1/devices/:id', {
+    config: { scope: 'media:read' },
+    schema: routeSchema({ summary: 'Get a device and its media count', tags: ['devices'], params: idParams, responses: { 200: ok(deviceDoc, 'the device') }, errors: ['VALIDATION_FAILED', 'NOT_FOUND'] }),
+  }, async (req) => {
     const auth = authOf(req);
     const { id } = parseOr400(idParams, req.params);
     const { rows } = await rt.pool.query<DeviceRow & { media_count: number }>(
@@ -55,7 +72,13 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
    * `deleting` in the same transaction), and an immediate purge job deletes the bytes and rows.
    * If the purge job cannot be enqueued, the next scheduled sweep finishes the work.
    */
-  app.delete('/v1/devices/:id', { config: { scope: 'devices:write' } }, async (req, reply) => {
+  app.delete('/v1/devices/:id', {
+    config: { scope: 'devices:write' },
+    schema: routeSchema({
+      summary: 'Destroy a device and purge all its media', tags: ['devices'], params: idParams,
+      responses: { 204: noContent('destroyed; its media answer 404 from now on and are purged from storage') }, errors: ['VALIDATION_FAILED', 'NOT_FOUND'],
+    }),
+  }, async (req, reply) => {
     const auth = authOf(req);
     const { id } = parseOr400(idParams, req.params);
     const purged = await withTransaction(rt.pool, async (c) => {
@@ -80,7 +103,10 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
     return reply.code(204).send();
   });
 
-  app.post('/v1/folders', { config: { scope: 'media:write' } }, async (req, reply) => {
+  app.post('/v1/folders', {
+    config: { scope: 'media:write' },
+    schema: routeSchema({ summary: 'Create a folder', tags: ['folders'], body: folderBody, responses: { 201: ok(folderDoc, 'the folder') }, errors: ['VALIDATION_FAILED'] }),
+  }, async (req, reply) => {
     const auth = authOf(req);
     const body = parseOr400(folderBody, req.body ?? {});
     const { rows } = await rt.pool.query<{ id: string; name: string; created_at: Date }>(
@@ -91,7 +117,10 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
     return reply.code(201).send({ success: true, data: { id: f.id, name: f.name, createdAt: f.created_at.toISOString() } });
   });
 
-  app.get('/v1/folders', { config: { scope: 'media:read' } }, async (req) => {
+  app.get('/v1/folders', {
+    config: { scope: 'media:read' },
+    schema: routeSchema({ summary: 'List folders', tags: ['folders'], querystring: pageQuery, responses: { 200: ok(folderDoc, 'a page of folders', { list: true }) }, errors: ['VALIDATION_FAILED'] }),
+  }, async (req) => {
     const auth = authOf(req);
     const q = parseOr400(pageQuery, req.query);
     const { rows } = await rt.pool.query<{ id: string; name: string; created_at: Date; total: number; media_count: number }>(

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { registry } from '../../metrics.js';
 import type { Runtime } from '../../runtime.js';
+import { ok, routeSchema } from '../plugins/openapi.js';
 
 async function within<T>(p: Promise<T>, ms: number): Promise<T> {
   let t: NodeJS.Timeout | undefined;
@@ -12,10 +13,19 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 export function registerHealthRoutes(app: FastifyInstance, rt: Runtime): void {
-  app.get('/healthz', { config: { public: true } }, async () => ({ success: true, data: { status: 'ok' } }));
+  app.get('/healthz', {
+    config: { public: true },
+    schema: routeSchema({ summary: 'Liveness: 200 while the process lives', tags: ['ops'], auth: 'public', responses: { 200: ok({ type: 'object' }, 'alive') } }),
+  }, async () => ({ success: true, data: { status: 'ok' } }));
 
   /** 200 only when PostgreSQL, Redis and storage all answer. */
-  app.get('/readyz', { config: { public: true } }, async (_req, reply) => {
+  app.get('/readyz', {
+    config: { public: true },
+    schema: routeSchema({
+      summary: 'Readiness: 200 only when PostgreSQL, Redis and storage answer', tags: ['ops'], auth: 'public',
+      responses: { 200: ok({ type: 'object' }, 'ready, with each check') }, errors: ['QUEUE_UNAVAILABLE'],
+    }),
+  }, async (_req, reply) => {
     const checks = await Promise.allSettled([
       within(rt.pool.query('SELECT 1'), 2000),
       within(rt.redis.ping(), 2000),
@@ -31,7 +41,13 @@ export function registerHealthRoutes(app: FastifyInstance, rt: Runtime): void {
     );
   });
 
-  app.get('/metrics', { config: { public: true } }, async (_req, reply) => {
+  app.get('/metrics', {
+    config: { public: true },
+    schema: routeSchema({
+      summary: 'Prometheus metrics (needs ADMIN_TOKEN as a bearer token when one is set)', tags: ['ops'], auth: 'admin',
+      responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+    }),
+  }, async (_req, reply) => {
     return reply.header('content-type', registry.contentType).send(await registry.metrics());
   });
 }

@@ -11,7 +11,7 @@ import { AppError } from '../../domain/errors.js';
 import { signFileToken } from '../../domain/file-token.js';
 import { newMediaId } from '../../domain/ids.js';
 import { MEDIA_KINDS, MEDIA_STATUSES, type MediaKind } from '../../domain/kinds.js';
-import { HARD_CAP_BYTES, inputLimitBytes, canonicalMime } from '../../domain/policies.js';
+import { HARD_CAP_BYTES, inputLimitBytes, canonicalMime, type KindLimits } from '../../domain/policies.js';
 import { assertUrlAllowedSyntax } from '../../pipeline/fetch-source.js';
 import { decodeBase64Strict } from '../../pipeline/decode-base64.js';
 import { checkType, stageUpload, tooLarge, type StagedUpload } from '../../pipeline/stage-upload.js';
@@ -21,7 +21,8 @@ import { authOf } from '../plugins/auth.js';
 import { checkOwnership, commitMedia, mediaFieldsSchema, type MediaFields } from '../create-media.js';
 import { toMediaObject } from '../media-object.js';
 import { serveContent } from '../serve-content.js';
-import { parseOr400 } from '../validation.js';
+import { parseOr400, jsonSchema } from '../validation.js';
+import { binary, errorEnvelope, mediaObjectSchema, noContent, ok, routeSchema } from '../plugins/openapi.js';
 
 const idParams = z.object({ id: z.string().min(1).max(128) });
 
@@ -36,6 +37,8 @@ const listQuery = z.object({
   deviceId: z.string().max(64).optional(),
 });
 
+/** For the document: the extend handler parses the same shape inline. */
+const extendBody = z.object({ ttlSeconds: z.number().int().positive() });
 const postQuery = z.object({ wait: z.coerce.number().min(0).max(30).optional() });
 const getQuery = z.object({ scheduledAt: z.iso.datetime({ offset: true }).optional() });
 
@@ -49,8 +52,9 @@ export const jsonBodySchema = mediaFieldsSchema.extend({
 /** The JSON body may carry base64 of the largest kind (16 MB) plus envelope. */
 export const JSON_BODY_LIMIT = Math.ceil((16_000_000 * 4) / 3) + 64 * 1024;
 
-export function limitFor(rt: Runtime) {
-  return (kind: MediaKind) => Math.min(inputLimitBytes(kind), rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
+/** A kind's input limit for an app: its override if it has one, never above the hard cap. */
+export function limitFor(rt: Runtime, limits?: KindLimits) {
+  return (kind: MediaKind) => Math.min(inputLimitBytes(kind, limits?.[kind]), rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
 }
 
 export function publicBaseUrl(rt: Runtime, req: FastifyRequest): string {
@@ -67,8 +71,35 @@ export function presentMedia(rt: Runtime, req: FastifyRequest, row: MediaRow, wa
   return toMediaObject(row, { url, warnings });
 }
 
+/** Documentation of the file routes' bodies (OpenAPI only; handlers validate with zod). */
+const contentResponses = {
+  200: binary('the stored bytes, decrypted as they stream; `ETag` is the checksum'),
+  206: binary('the requested `Range`'),
+  304: noContent('`If-None-Match` matched the ETag'),
+  416: { description: 'range not satisfiable (`content-range: bytes */<size>`)', ...errorEnvelope(['VALIDATION_FAILED']) },
+};
+export const contentDocs = { responses: contentResponses, errors: ['NOT_FOUND', 'EXPIRED', 'STORAGE_UNAVAILABLE'] as const };
+
 export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
-  app.post('/v1/media', { config: { scope: 'media:write' }, bodyLimit: JSON_BODY_LIMIT }, async (req, reply) => {
+  const multipartBody = {
+    type: 'object',
+    required: ['file'],
+    properties: { file: { type: 'string', format: 'binary' }, ...(jsonSchema(mediaFieldsSchema).properties as object) },
+  };
+  app.post('/v1/media', {
+    config: { scope: 'media:write' },
+    bodyLimit: JSON_BODY_LIMIT,
+    schema: routeSchema({
+      summary: 'Upload media (multipart file, base64 or URL)',
+      description: 'The first bytes are sniffed before anything is kept (415 at once); the size cap is enforced while streaming (413). `?wait=N` answers when the media is ready or failed. `Idempotency-Key` makes a retry return the first answer.',
+      tags: ['media'],
+      querystring: postQuery,
+      headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255 } } },
+      body: { content: { 'multipart/form-data': { schema: multipartBody }, 'application/json': { schema: jsonSchema(jsonBodySchema) } } },
+      responses: { 202: ok(mediaObjectSchema, 'accepted: the media is queued'), 200: ok(mediaObjectSchema, 'with ?wait=N: ready or failed') },
+      errors: ['VALIDATION_FAILED', 'NOT_FOUND', 'CONFLICT', 'FILE_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'STORAGE_UNAVAILABLE'],
+    }),
+  }, async (req, reply) => {
     const auth = authOf(req);
     const q = parseOr400(postQuery, req.query);
     const idemKey = headerString(req.headers['idempotency-key']);
@@ -92,14 +123,26 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
     }
   });
 
-  app.get('/v1/media', { config: { scope: 'media:read' } }, async (req) => {
+  app.get('/v1/media', {
+    config: { scope: 'media:read' },
+    schema: routeSchema({ summary: 'List media', tags: ['media'], querystring: listQuery, responses: { 200: ok(mediaObjectSchema, 'a page of media', { list: true }) }, errors: ['VALIDATION_FAILED'] }),
+  }, async (req) => {
     const auth = authOf(req);
     const q = parseOr400(listQuery, req.query);
     const { rows, total } = await mediaRepo.listMedia(rt.pool, { appId: auth.appId, ...q });
     return { success: true, data: rows.map((r) => presentMedia(rt, req, r)), page: { page: q.page, limit: q.limit, total } };
   });
 
-  app.get('/v1/media/:id', { config: { scope: 'media:read' } }, async (req) => {
+  app.get('/v1/media/:id', {
+    config: { scope: 'media:read' },
+    schema: routeSchema({
+      summary: 'Get a media object',
+      description: '`?scheduledAt=ISO` adds `warnings: ["EXPIRES_BEFORE_SCHEDULE"]` when the media would be gone by then.',
+      tags: ['media'], params: idParams, querystring: getQuery,
+      responses: { 200: ok(mediaObjectSchema, 'the media object') },
+      errors: ['VALIDATION_FAILED', 'NOT_FOUND', 'EXPIRED'],
+    }),
+  }, async (req) => {
     const auth = authOf(req);
     const { id } = parseOr400(idParams, req.params);
     const q = parseOr400(getQuery, req.query);
@@ -108,14 +151,24 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
     return { success: true, data: presentMedia(rt, req, row, warnings) };
   });
 
-  app.get('/v1/media/:id/content', { config: { scope: 'media:read' } }, async (req, reply) => {
+  app.get('/v1/media/:id/content', {
+    config: { scope: 'media:read' },
+    schema: routeSchema({ summary: 'Download the stored bytes', tags: ['media'], params: idParams, ...contentDocs, errors: [...contentDocs.errors, 'VALIDATION_FAILED'] }),
+  }, async (req, reply) => {
     const auth = authOf(req);
     const { id } = parseOr400(idParams, req.params);
     const row = await visibleMedia(rt, auth.appId, id);
     return serveContent(rt, req, reply, row);
   });
 
-  app.post('/v1/media/:id/extend', { config: { scope: 'media:write' } }, async (req) => {
+  app.post('/v1/media/:id/extend', {
+    config: { scope: 'media:write' },
+    schema: routeSchema({
+      summary: 'Push expiresAt out (up to the retention cap)', tags: ['media'], params: idParams, body: extendBody,
+      responses: { 200: ok(mediaObjectSchema, 'the media object with its new expiresAt') },
+      errors: ['VALIDATION_FAILED', 'NOT_FOUND', 'EXPIRED'],
+    }),
+  }, async (req) => {
     const auth = authOf(req);
     const { id } = parseOr400(idParams, req.params);
     const body = parseOr400(z.object({ ttlSeconds: z.number().int().positive() }), req.body ?? {});
@@ -125,7 +178,13 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
     return { success: true, data: presentMedia(rt, req, row) };
   });
 
-  app.delete('/v1/media/:id', { config: { scope: 'media:delete' } }, async (req, reply) => {
+  app.delete('/v1/media/:id', {
+    config: { scope: 'media:delete' },
+    schema: routeSchema({
+      summary: 'Delete media: bytes gone from storage before the next sweep finishes', tags: ['media'], params: idParams,
+      responses: { 204: noContent('deleted') }, errors: ['VALIDATION_FAILED', 'NOT_FOUND'],
+    }),
+  }, async (req, reply) => {
     const auth = authOf(req);
     const { id } = parseOr400(idParams, req.params);
     const row = await mediaRepo.markDeleting(rt.pool, auth.appId, id, 'deleted');
@@ -222,7 +281,7 @@ async function createFromMultipart(rt: Runtime, req: FastifyRequest, appId: stri
           mediaId,
           kind: early.success ? early.data.kind : undefined,
           declaredMime: file.mimetype,
-          limitFor: limitFor(rt),
+          limitFor: limitFor(rt, authOf(req).limits),
         });
       } catch (err) {
         file.file.resume();
@@ -239,7 +298,8 @@ async function createFromMultipart(rt: Runtime, req: FastifyRequest, appId: stri
     await checkOwnership(rt, appId, fields);
     // A kind that arrived after the file: check the type and size rules again now that it is known.
     const kind = checkType(staged.sniffed, fields.kind ?? staged.kind, fileInfo.mimetype);
-    if (staged.bytes > limitFor(rt)(kind)) throw tooLarge(limitFor(rt)(kind));
+    const limit = limitFor(rt, authOf(req).limits)(kind);
+    if (staged.bytes > limit) throw tooLarge(limit);
     const row = await commitMedia(rt, {
       appId,
       mediaId,
@@ -270,16 +330,19 @@ async function createFromJson(rt: Runtime, req: FastifyRequest, appId: string, d
   await checkOwnership(rt, appId, fields);
   const mediaId = newMediaId();
   if (body.url) {
-    const url = assertUrlAllowedSyntax(body.url, { allowPrivateNetworks: rt.config.ALLOW_PRIVATE_URLS });
+    // Only the form is judged here (scheme, credentials): addresses are judged where the connection
+    // is made, by the worker, on every redirect, so a refused target fails the media with its reason.
+    const url = assertUrlAllowedSyntax(body.url, { allowPrivateNetworks: true });
     const row = await commitMedia(rt, {
       appId, mediaId, kind: fields.kind ?? null, source: 'url', sourceUrl: url.toString(), declaredMime: null, originalName: null, inputBytes: null, stagingKey: null, fields,
     });
     return { row, requestHash };
   }
-  const maxBytes = fields.kind ? limitFor(rt)(fields.kind) : Math.min(16_000_000, rt.config.HARD_CAP_BYTES);
+  const appLimits = authOf(req).limits;
+  const maxBytes = fields.kind ? limitFor(rt, appLimits)(fields.kind) : Math.min(16_000_000, rt.config.HARD_CAP_BYTES);
   const decoded = decodeBase64Strict(body.base64!, maxBytes);
   const declared = body.mimeType ?? decoded.dataUrlMime ?? null;
-  const staged = await stageUpload(rt, { body: Readable.from([decoded.bytes]), appId, mediaId, kind: fields.kind, declaredMime: declared, limitFor: limitFor(rt) });
+  const staged = await stageUpload(rt, { body: Readable.from([decoded.bytes]), appId, mediaId, kind: fields.kind, declaredMime: declared, limitFor: limitFor(rt, appLimits) });
   const row = await commitMedia(rt, {
     appId,
     mediaId,

@@ -5,13 +5,14 @@ import { z } from 'zod';
 import { AppError } from '../../domain/errors.js';
 import { newMediaId, sha256Hex } from '../../domain/ids.js';
 import { MEDIA_KINDS, type MediaKind } from '../../domain/kinds.js';
-import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, kindAccepts } from '../../domain/policies.js';
+import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, kindAccepts, type KindLimits } from '../../domain/policies.js';
 import { stageUpload } from '../../pipeline/stage-upload.js';
 import type { Runtime } from '../../runtime.js';
 import { authOf } from '../plugins/auth.js';
 import { checkOwnership, commitMedia, mediaFieldsSchema, type MediaFields } from '../create-media.js';
 import { limitFor, presentMedia, publicBaseUrl } from './media.js';
 import { parseOr400 } from '../validation.js';
+import { mediaObjectSchema, ok, routeSchema } from '../plugins/openapi.js';
 
 export const slotBody = mediaFieldsSchema.extend({
   mimeType: z.string().min(1).max(255),
@@ -28,17 +29,30 @@ interface SlotRow {
   fields: MediaFields;
   expires_at: Date;
   used_at: Date | null;
+  limits: KindLimits;
 }
 
 /** Upload slots: a single-use, unguessable URL (stored hashed) a browser PUTs exact bytes to. */
 export function registerUploadRoutes(app: FastifyInstance, rt: Runtime): void {
-  app.post('/v1/media/uploads', { config: { scope: 'media:write' } }, async (req, reply) => {
+  app.post('/v1/media/uploads', {
+    config: { scope: 'media:write' },
+    schema: routeSchema({
+      summary: 'Create a single-use upload slot (valid 30 minutes)', tags: ['uploads'], body: slotBody,
+      responses: {
+        201: ok({
+          type: 'object',
+          properties: { mediaId: { type: 'string' }, uploadUrl: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' }, maxByteSize: { type: 'integer' }, method: { type: 'string', enum: ['PUT'] } },
+        }, 'the slot: PUT exactly byteSize bytes to uploadUrl'),
+      },
+      errors: ['VALIDATION_FAILED', 'NOT_FOUND', 'FILE_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'],
+    }),
+  }, async (req, reply) => {
     const auth = authOf(req);
     const body = parseOr400(slotBody, req.body ?? {});
     const mime = canonicalMime(body.mimeType);
     const kind = body.kind ?? inferKind(mime);
     if (!kind || !kindAccepts(kind, mime)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', `${body.mimeType} is not accepted${kind ? ` for kind ${kind}` : ''}`);
-    const max = limitFor(rt)(kind);
+    const max = limitFor(rt, auth.limits)(kind);
     if (body.byteSize > max) throw new AppError('FILE_TOO_LARGE', `byteSize ${body.byteSize} is over the limit of ${max} bytes for ${kind}`, { maxBytes: max });
     const fields: MediaFields = mediaFieldsSchema.parse({ ...body, mimeType: undefined, byteSize: undefined });
     await checkOwnership(rt, auth.appId, fields);
@@ -59,14 +73,25 @@ export function registerUploadRoutes(app: FastifyInstance, rt: Runtime): void {
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-    scope.put('/v1/uploads/:token', { config: { public: true }, bodyLimit: HARD_CAP_BYTES }, async (req, reply) => {
+    scope.put('/v1/uploads/:token', {
+      config: { public: true },
+      bodyLimit: HARD_CAP_BYTES,
+      schema: routeSchema({
+        summary: 'PUT the bytes to an upload slot (the slot URL is the credential)', tags: ['uploads'], auth: 'public',
+        params: { type: 'object', required: ['token'], properties: { token: { type: 'string' } } },
+        body: { content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+        responses: { 202: ok(mediaObjectSchema, 'accepted: the media is queued') },
+        errors: ['VALIDATION_FAILED', 'NOT_FOUND', 'CONFLICT', 'EXPIRED', 'FILE_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'STORAGE_UNAVAILABLE', 'QUEUE_UNAVAILABLE'],
+      }),
+    }, async (req, reply) => {
       const { token } = req.params as { token: string };
       const body = req.body as Readable | undefined;
       const hash = /^[A-Za-z0-9_-]{43}$/.test(token) ? sha256Hex(token) : null;
       // Exactly one PUT wins: the claim is one conditional update.
       const claimed = hash
         ? await rt.pool.query<SlotRow>(
-            `UPDATE upload_slots SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING *`,
+            `UPDATE upload_slots s SET used_at = now() FROM apps a
+             WHERE s.token_hash = $1 AND s.used_at IS NULL AND s.expires_at > now() AND a.id = s.app_id RETURNING s.*, a.limits`,
             [hash],
           )
         : { rows: [] as SlotRow[] };
@@ -99,7 +124,7 @@ export function registerUploadRoutes(app: FastifyInstance, rt: Runtime): void {
           mediaId: slot.media_id,
           kind: slot.kind,
           declaredMime: slot.mime_type,
-          limitFor: (k) => Math.min(limitFor(rt)(k), slot.byte_size),
+          limitFor: (k) => Math.min(limitFor(rt, slot.limits)(k), slot.byte_size),
         });
         if (staged.bytes !== slot.byte_size) {
           await rt.store.delete([staged.stagingKey]).catch(() => undefined);

@@ -16,12 +16,13 @@ export interface ApiKeyRow {
   prefix: string;
   scopes: Scope[];
   revoked_at: Date | null;
+  limits: Record<string, number>;
 }
 
-export async function insertApp(db: Queryable, a: { id: string; name: string; webhookUrl: string | null; webhookSecret: string }): Promise<AppRow> {
+export async function insertApp(db: Queryable, a: { id: string; name: string; webhookUrl: string | null; webhookSecret: string; limits?: Record<string, number> }): Promise<AppRow> {
   const { rows } = await db.query<AppRow>(
-    'INSERT INTO apps (id, name, webhook_url, webhook_secret) VALUES ($1, $2, $3, $4) RETURNING *',
-    [a.id, a.name, a.webhookUrl, a.webhookSecret],
+    'INSERT INTO apps (id, name, webhook_url, webhook_secret, limits) VALUES ($1, $2, $3, $4, $5) RETURNING *',
+    [a.id, a.name, a.webhookUrl, a.webhookSecret, JSON.stringify(a.limits ?? {})],
   );
   return rows[0]!;
 }
@@ -37,7 +38,10 @@ export async function insertApiKey(db: Queryable, k: { appId: string; prefix: st
 
 /** The key for a hash, revoked or not: the caller decides (revoked → 401). */
 export async function findApiKeyByHash(db: Queryable, hash: string): Promise<ApiKeyRow | null> {
-  const { rows } = await db.query<ApiKeyRow>('SELECT id, app_id, prefix, scopes, revoked_at FROM api_keys WHERE key_hash = $1', [hash]);
+  const { rows } = await db.query<ApiKeyRow>(
+    'SELECT k.id, k.app_id, k.prefix, k.scopes, k.revoked_at, a.limits FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = $1',
+    [hash],
+  );
   return rows[0] ?? null;
 }
 

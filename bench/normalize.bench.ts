@@ -1,0 +1,231 @@
+/**
+ * Normalization benchmarks, each against its baseline in the same run (the machine is shared and
+ * noisy: read the ratios, not the absolute figures):
+ *   1. image normalization vs raw sharp doing the same operations on the same generated corpus;
+ *   2. video remux vs transcode of the same clip;
+ *   3. the ffmpeg wrapper (runFfmpeg) vs the ffmpeg CLI with the same arguments;
+ *   4. peak RSS per kind, each in a fresh process.
+ * Prints markdown tables. Run: node --import tsx bench/normalize.bench.ts
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import type { MediaKind } from '../src/domain/kinds.js';
+import { silentLogger } from '../src/log.js';
+import { buildVideoArgs } from '../src/pipeline/ffmpeg/args.js';
+import { VIDEO_LIMITS } from '../src/pipeline/ffmpeg/av-limits.js';
+import { decideVideo } from '../src/pipeline/ffmpeg/decide-video.js';
+import { probeMedia } from '../src/pipeline/ffmpeg/probe-media.js';
+import { runFfmpeg } from '../src/pipeline/ffmpeg/run.js';
+import { normalize } from '../src/pipeline/normalize.js';
+import { fixture } from '../test/fixtures/generate.js';
+
+const exec = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+const FFMPEG = process.env.FFMPEG_PATH || 'ffmpeg';
+
+function table(title: string, head: string[], rows: Array<Array<string | number>>): string {
+  const line = (cells: Array<string | number>): string => `| ${cells.join(' | ')} |`;
+  return [`### ${title}`, '', line(head), line(head.map(() => '---')), ...rows.map(line), ''].join('\n');
+}
+
+const f1 = (n: number): string => n.toFixed(1);
+const f2 = (n: number): string => n.toFixed(2);
+
+async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const t = performance.now();
+  const r = await fn();
+  return [performance.now() - t, r];
+}
+
+async function ffmpegCli(args: string[]): Promise<void> {
+  await exec(FFMPEG, ['-nostdin', '-hide_banner', '-loglevel', 'error', '-y', ...args], { maxBuffer: 1 << 24 });
+}
+
+// ------------------------------------------------------------------------------------------------
+// 1. Images
+
+interface CorpusItem {
+  name: string;
+  path: string;
+  mime: string;
+}
+
+async function imageCorpus(dir: string): Promise<CorpusItem[]> {
+  const png12 = await fixture('png12mp');
+  const jpeg12 = join(dir, 'photo-12mp.jpg');
+  await sharp(png12).jpeg({ quality: 90 }).toFile(jpeg12);
+  const jpeg12p3 = join(dir, 'photo-12mp-p3.jpg');
+  await sharp(png12).withIccProfile('p3').jpeg({ quality: 90 }).toFile(jpeg12p3);
+  const webp1080 = join(dir, 'frame-1080p.webp');
+  await sharp(png12).resize(1920, 1080).webp({ quality: 85 }).toFile(webp1080);
+  const jpegSmall = join(dir, 'photo-640x480.jpg');
+  await sharp(png12).resize(640, 480).jpeg({ quality: 85 }).toFile(jpegSmall);
+  return [
+    { name: '12 MP JPEG', path: jpeg12, mime: 'image/jpeg' },
+    { name: '12 MP JPEG, Display P3 ICC', path: jpeg12p3, mime: 'image/jpeg' },
+    { name: '12 MP PNG (opaque)', path: png12, mime: 'image/png' },
+    { name: '5000x2500 JPEG (resized)', path: await fixture('jpegWide'), mime: 'image/jpeg' },
+    { name: '1080p WEBP', path: webp1080, mime: 'image/webp' },
+    { name: '640x480 JPEG', path: jpegSmall, mime: 'image/jpeg' },
+    { name: '300x200 PNG with alpha', path: await fixture('pngAlpha'), mime: 'image/png' },
+    { name: '320x240 GIF, 20 frames', path: await fixture('gifAnimated'), mime: 'image/gif' },
+  ];
+}
+
+/** What raw sharp would do for the same output: orient, fit 4096, sRGB, same encoder and quality. */
+async function rawSharp(item: CorpusItem, outMime: string, out: string): Promise<void> {
+  const animated = outMime === 'image/gif' || (outMime === 'image/webp' && item.mime === 'image/webp' && item.name.includes('frames'));
+  let img = sharp(item.path, { animated }).autoOrient().resize({ width: 4096, height: 4096, fit: 'inside', withoutEnlargement: true }).toColourspace('srgb');
+  if (outMime === 'image/jpeg') img = img.jpeg({ quality: 82, mozjpeg: false });
+  else if (outMime === 'image/png') img = img.png({ compressionLevel: 6, adaptiveFiltering: false });
+  else if (outMime === 'image/gif') img = img.gif({ effort: 4 });
+  else img = img.webp({ quality: 80, effort: 4 });
+  await img.toFile(out);
+}
+
+async function benchImages(dir: string): Promise<string> {
+  const corpus = await imageCorpus(dir);
+  const reps = 3;
+  const rows: Array<Array<string | number>> = [];
+  let oursTotal = 0;
+  let rawTotal = 0;
+  for (const item of corpus) {
+    const scratchDir = await mkdtemp(join(dir, 'img-'));
+    const first = await normalize({ inputPath: item.path, sniffedMime: item.mime, kind: 'image', scratchDir, log: silentLogger });
+    const outBytes = (await stat(first.outputPath)).size;
+    let ours = 0;
+    let raw = 0;
+    // Interleaved, so drift in machine load hits both sides alike.
+    for (let i = 0; i < reps; i++) {
+      ours += (await time(() => normalize({ inputPath: item.path, sniffedMime: item.mime, kind: 'image', scratchDir, log: silentLogger })))[0];
+      raw += (await time(() => rawSharp(item, first.mimeType, join(scratchDir, `raw.${first.mimeType.split('/')[1]}`))))[0];
+    }
+    oursTotal += ours;
+    rawTotal += raw;
+    rows.push([item.name, first.mimeType.replace('image/', ''), `${(outBytes / 1e3).toFixed(0)} KB`, f1((reps * 1000) / ours), f1((reps * 1000) / raw), f2(raw / ours)]);
+  }
+  rows.push(['**whole corpus**', '', '', f1((corpus.length * reps * 1000) / oursTotal), f1((corpus.length * reps * 1000) / rawTotal), f2(rawTotal / oursTotal)]);
+  return table(
+    `Images: normalizeImage vs raw sharp, same ops, 1 job at a time (${reps} runs each, images/s; sharp.concurrency()=${sharp.concurrency()})`,
+    ['input', 'stored as', 'size', 'ours img/s', 'raw sharp img/s', 'ours / raw'],
+    rows,
+  );
+}
+
+// ------------------------------------------------------------------------------------------------
+// 2 and 3. Video
+
+async function benchVideo(dir: string): Promise<string> {
+  // A compliant 720p H.264/AAC clip, so the same file can be remuxed or transcoded.
+  const clip = join(dir, 'clip-720p-20s.mp4');
+  await ffmpegCli([
+    '-f', 'lavfi', '-i', 'testsrc2=s=1280x720:r=30:d=20', '-f', 'lavfi', '-i', 'sine=f=440:r=48000:d=20',
+    '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-f', 'mp4', clip,
+  ]);
+  const clipSeconds = 20;
+  const probe = await probeMedia({ path: clip, demuxer: 'mov' });
+  const sizeBytes = (await stat(clip)).size;
+  const source = { path: clip, demuxer: 'mov', threads: VIDEO_LIMITS.threads };
+  const remux = decideVideo(probe, { durationMs: probe.durationMs, sizeBytes }, VIDEO_LIMITS);
+  const encode = decideVideo(probe, { durationMs: probe.durationMs, sizeBytes, forceEncode: true }, VIDEO_LIMITS);
+  if (remux.action === 'reject' || encode.action === 'reject') throw new Error('bench clip was rejected');
+
+  const s = await mkdtemp(join(dir, 'vid-'));
+  const [normRemuxMs, normOut] = await time(() => normalize({ inputPath: clip, sniffedMime: 'video/mp4', kind: 'video', scratchDir: s, log: silentLogger }));
+  const remuxArgs = buildVideoArgs(source, remux, VIDEO_LIMITS.maxDurationMs, join(s, 'remux.mp4'));
+  const encodeArgs = buildVideoArgs(source, encode, VIDEO_LIMITS.maxDurationMs, join(s, 'encode.mp4'));
+
+  const reps = 5;
+  let wrapRemux = 0;
+  let cliRemux = 0;
+  for (let i = 0; i < reps; i++) {
+    wrapRemux += (await time(() => runFfmpeg({ args: remuxArgs, timeoutMs: 60_000, onProgressTime: () => undefined })))[0];
+    cliRemux += (await time(() => exec(FFMPEG, ['-y', ...remuxArgs])))[0];
+  }
+  const [wrapEncode] = await time(() => runFfmpeg({ args: encodeArgs, timeoutMs: 600_000, onProgressTime: () => undefined }));
+  const encodedBytes = (await stat(join(s, 'encode.mp4'))).size;
+  const [cliEncode] = await time(() => exec(FFMPEG, ['-y', ...encodeArgs]));
+
+  const a = table(
+    `Video: remux vs transcode of the same ${clipSeconds} s 1280x720 H.264/AAC clip (${(sizeBytes / 1e6).toFixed(1)} MB)`,
+    ['operation', 'wall ms', 'x realtime', 'output'],
+    [
+      ['normalize(): probe + remux + output probe + poster', f1(normRemuxMs), f1((clipSeconds * 1000) / normRemuxMs), `${normOut.transform}, ${((await stat(normOut.outputPath)).size / 1e6).toFixed(1)} MB`],
+      ['remux alone (runFfmpeg)', f1(wrapRemux / reps), f1((clipSeconds * 1000) / (wrapRemux / reps)), 'copy'],
+      [`transcode (x264 ${VIDEO_LIMITS.preset} crf ${VIDEO_LIMITS.crf} + AAC, runFfmpeg)`, f1(wrapEncode), f1((clipSeconds * 1000) / wrapEncode), `${(encodedBytes / 1e6).toFixed(1)} MB`],
+      ['**transcode / remux**', f1(wrapEncode / (wrapRemux / reps)), '', ''],
+    ],
+  );
+  const b = table(
+    'Wrapper overhead: runFfmpeg (spawn, -progress on fd 3, -timelimit, stderr tail) vs the ffmpeg CLI, same arguments',
+    ['run', 'runFfmpeg ms', 'CLI ms', 'wrapper / CLI'],
+    [
+      [`remux, mean of ${reps}`, f1(wrapRemux / reps), f1(cliRemux / reps), f2(wrapRemux / cliRemux)],
+      ['transcode, 1 run', f1(wrapEncode), f1(cliEncode), f2(wrapEncode / cliEncode)],
+    ],
+  );
+  return `${a}\n${b}`;
+}
+
+// ------------------------------------------------------------------------------------------------
+// 4. Peak RSS
+
+async function rssOf(kind: MediaKind | 'baseline', mime: string, file: string): Promise<{ nodeMaxRssKb: number; childPeakKb: number; ms: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'normalize-rss-child.ts'), kind, mime, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (s: string) => (out += s));
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  if (code !== 0) throw new Error(`rss child for ${kind} exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').pop()!) as { nodeMaxRssKb: number; childPeakKb: number; ms: number };
+}
+
+async function benchRss(): Promise<string> {
+  const cases: Array<[string, MediaKind | 'baseline', string, string]> = [
+    ['baseline (imports only)', 'baseline', 'text/plain', await fixture('text')],
+    ['image: 12 MP PNG → JPEG', 'image', 'image/png', await fixture('png12mp')],
+    ['image: 5000x2500 JPEG → 4096', 'image', 'image/jpeg', await fixture('jpegWide')],
+    ['image: animated GIF kept', 'image', 'image/gif', await fixture('gifAnimated')],
+    ['sticker: animated GIF → WEBP', 'sticker', 'image/gif', await fixture('gifAnimated')],
+    ['video: 30 s WebM VP9 → H.264', 'video', 'video/webm', await fixture('webmVp9Opus30s')],
+    ['video: 60 s 1080p → 720p (16 MB fit)', 'video', 'video/mp4', await fixture('mp4HighBitrate1080p60s')],
+    ['audio: WAV → AAC', 'audio', 'audio/wav', await fixture('wav')],
+    ['voice_note: MP3 → Opus + waveform', 'voice_note', 'audio/mpeg', await fixture('mp3')],
+    ['document: zip bomb refused', 'document', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', await fixture('zipBombLying')],
+    ['document: DOCX checked', 'document', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', await fixture('docx')],
+  ];
+  const rows: Array<Array<string | number>> = [];
+  for (const [label, kind, mime, file] of cases) {
+    const r = await rssOf(kind, mime, file).catch((e: unknown) => ({ error: e instanceof Error ? e.message : String(e) }));
+    if ('error' in r) rows.push([label, 'error', r.error, '']);
+    else rows.push([label, (r.nodeMaxRssKb / 1024).toFixed(0), r.childPeakKb ? (r.childPeakKb / 1024).toFixed(0) : '–', f1(r.ms)]);
+  }
+  return table('Peak RSS per kind, one normalization in a fresh process', ['case', 'node peak MiB', 'ffmpeg peak MiB', 'ms'], rows);
+}
+
+export async function run(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'mediaflow-bench-normalize-'));
+  const started = performance.now();
+  try {
+    const parts = [`## normalize (${new Date().toISOString()}, node ${process.version}, sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips})`, ''];
+    for (const section of [() => benchImages(dir), () => benchVideo(dir), () => benchRss()]) {
+      const text = await section();
+      parts.push(text);
+      console.log(text);
+    }
+    parts.push(`_bench took ${((performance.now() - started) / 1000).toFixed(1)} s_`);
+    console.log(parts[parts.length - 1]);
+    return parts.join('\n');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await run();
+}
