@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { createLogger } from '../log.js';
 import { ROLES, type Role } from '../roles.js';
@@ -30,6 +30,19 @@ async function withRuntime<T>(fn: (rt: import('../runtime.js').Runtime) => Promi
 const program = new Command('mediaflow')
   .description('Queue-driven media processing: ingest, validate, normalize, encrypt, store, expire.')
   .showHelpAfterError()
+  .addHelpText(
+    'after',
+    `
+Configuration comes from the environment (PORT, DATABASE_URL, REDIS_URL, STORAGE_DRIVER, DATA_DIR,
+MASTER_KEYS/ACTIVE_KEY_ID, ...); a bad value stops with one line naming the variable.
+Every command takes --json. \`mediaflow <command> --help\` shows a command's options.
+
+Examples:
+  mediaflow start --role worker
+  mediaflow apps create --name demo --json
+  mediaflow ingest ./clip.mp4 --app app_123 --wait
+  mediaflow stats --json`,
+  )
   .configureOutput({ outputError: (s, write) => write(s) });
 
 program
@@ -116,14 +129,30 @@ keys
 
 program
   .command('ingest')
-  .description('ingest a file or URL like the API does; --wait shows progress until ready')
-  .argument('<fileOrUrl>', 'a local file or an http(s) URL')
-  .requiredOption('--app <id>', 'app id')
-  .option('--kind <kind>', 'image|video|audio|voice_note|document|sticker')
-  .option('--device <id>', 'device id')
-  .option('--wait', 'wait until ready or failed')
-  .option('--json', 'machine-readable output')
-  .action(async (target: string, o: { app: string; kind?: string; device?: string; wait?: boolean; json?: boolean }) => {
+  .description('ingest a file or URL like the API does (sniffed, encrypted, queued); --wait shows progress until it settles')
+  .argument('<fileOrUrl>', 'a local file, or an http(s) URL a worker fetches')
+  .requiredOption('--app <id>', 'app id (from `mediaflow apps create`)')
+  .addOption(new Option('--kind <kind>', 'what the media is; inferred from the bytes when omitted').choices(['image', 'video', 'audio', 'voice_note', 'document', 'sticker']))
+  .option('--device <id>', 'device that owns the media (must exist in the app)')
+  .option('--wait', 'wait until ready or failed, with a progress bar on a terminal (plain lines otherwise), on stderr')
+  .option('--timeout <seconds>', 'with --wait: give up waiting after this long (the media keeps going)', (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a positive number of seconds');
+    return n;
+  }, 600)
+  .option('--json', 'print the media object as one JSON line')
+  .addHelpText(
+    'after',
+    `
+Needs the service's environment (DATABASE_URL, REDIS_URL, storage and master key settings), and a
+worker running somewhere (\`mediaflow start --role worker\`) for the media to become ready.
+Progress goes to stderr; stdout is only the media object. Exits 1 when the media failed.
+
+Examples:
+  mediaflow ingest ./clip.mov --app app_123 --wait
+  mediaflow ingest https://example.com/a.jpg --app app_123 --kind image --json`,
+  )
+  .action(async (target: string, o: { app: string; kind?: string; device?: string; wait?: boolean; timeout?: number; json?: boolean }) => {
     const { ingest } = await import('./ingest.js');
     const res = await withRuntime((rt) => ingest(rt, target, o));
     out(!!o.json, res, () => JSON.stringify(res, null, 2));
@@ -178,11 +207,21 @@ program
   .command('stats')
   .description('queue depths, media counts by status and kind, bytes stored')
   .option('--json', 'machine-readable output')
+  .addHelpText('after', '\nExample:\n  mediaflow stats --json | jq .queues')
   .action(async (o: { json?: boolean }) => {
     const { stats } = await import('./admin.js');
     const res = await withRuntime((rt) => stats(rt));
-    out(!!o.json, res, () => JSON.stringify(res, null, 2));
+    out(!!o.json, res, () => formatStats(res));
   });
+
+/** `stats` for a person: one line per queue, then media by status and kind. */
+function formatStats(s: { queues: Record<string, Record<string, number>>; media: { byStatus: Record<string, number>; byKind: Record<string, number> }; bytesStored: number }): string {
+  const kv = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const lines = ['queues'];
+  for (const [name, counts] of Object.entries(s.queues)) lines.push(`  ${name.padEnd(16)} ${kv(counts)}`);
+  lines.push(`media by status  ${kv(s.media.byStatus)}`, `media by kind    ${kv(s.media.byKind)}`, `bytes stored     ${s.bytesStored} (${(s.bytesStored / 1e6).toFixed(1)} MB)`);
+  return lines.join('\n');
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const json = process.argv.includes('--json');

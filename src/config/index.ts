@@ -37,7 +37,8 @@ export const envSchema = z.object({
   SWEEP_CRON: z.string().default('* * * * *'),
   SWEEP_BATCH_SIZE: int(500, 1),
   HARD_CAP_BYTES: int(100_000_000, 1),
-  WORKER_CONCURRENCY: int(2, 1),
+  /** Media jobs in parallel per worker process; jobs wait on I/O often enough that 4 beats 2 on 2 cores. */
+  WORKER_CONCURRENCY: int(4, 1),
   JOB_ATTEMPTS: int(5, 1),
   WEBHOOK_ATTEMPTS: int(8, 1),
   /** First retry delay of a webhook delivery; each next one doubles (with jitter). */

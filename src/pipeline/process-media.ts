@@ -61,6 +61,14 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
   row = claimed;
 
   const started = process.hrtime.bigint();
+  // Milliseconds per step, logged with the result: where a slow job spent its time.
+  const timings: Record<string, number> = {};
+  let mark = performance.now();
+  const lap = (step: string) => {
+    const now = performance.now();
+    timings[step] = Math.round((now - mark) * 10) / 10;
+    mark = now;
+  };
   const scratchDir = await mkdtemp(path.join(os.tmpdir(), `mediaflow-${mediaId}-`));
   const written: string[] = [];
   try {
@@ -72,11 +80,13 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       { store: deps.store, keyring: deps.keyring, allowPrivateUrls: deps.config.ALLOW_PRIVATE_URLS, fileSourceRoot: deps.config.FILE_SOURCE_ROOT },
       { appId: row.app_id, mediaId, source: payload.source, scratchDir, maxBytes, signal: ctx.signal },
     );
+    lap('acquire');
     const sniffed = await sniffFile(input.path);
     const declared = row.declared_mime ?? (input.contentType ? canonicalMime(input.contentType) : null);
     const kind = decideKind(row.kind, sniffed.mime, declared, input.bytes, limits);
     if (!row.kind) await deps.pool.query('UPDATE media SET kind = $2 WHERE id = $1', [mediaId, kind]);
     await ctx.onProgress?.(10);
+    lap('sniff');
 
     const out = await normalize({
       inputPath: input.path,
@@ -87,7 +97,8 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       signal: ctx.signal,
       onProgress: (p) => void ctx.onProgress?.(10 + Math.round(p * 0.8)),
     });
-    log.info({ transform: out.transform, from: sniffed.mime, to: out.mimeType }, 'normalized');
+    lap('normalize');
+    log.debug({ transform: out.transform, from: sniffed.mime, to: out.mimeType }, 'normalized');
 
     const sealed = await sealFileToStore(deps, { path: out.outputPath, key: row.storage_key, ctx: { purpose: 'media', appId: row.app_id, mediaId }, signal: ctx.signal });
     written.push(row.storage_key);
@@ -98,6 +109,7 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       written.push(key);
       variants.push({ name: v.name, key, mimeType: v.mimeType, bytes: vs.plainBytes });
     }
+    lap('store');
     const ready = await mediaRepo.markReady(deps.pool, mediaId, {
       mimeType: out.mimeType,
       detectedMime: sniffed.raw ?? sniffed.mime!,
@@ -123,10 +135,11 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       return 'skipped';
     }
     await removeStaging(deps, row, log);
+    lap('commit');
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     processingSeconds.labels(kind, out.transform).observe(seconds);
     bytesStoredTotal.labels(kind).inc(sealed.plainBytes);
-    log.info({ seconds, sizeBytes: sealed.plainBytes, transform: out.transform }, 'media ready');
+    log.info({ seconds, sizeBytes: sealed.plainBytes, transform: out.transform, from: sniffed.mime, to: out.mimeType, timings }, 'media ready');
     await deps.onSettled?.(ready, 'media.ready').catch((err) => log.error({ err }, 'could not emit media.ready'));
     await ctx.onProgress?.(100);
     return 'ready';
@@ -164,8 +177,8 @@ export function decideKind(kind: MediaKind | null, sniffedMime: string | null, d
 async function removeStaging(deps: ProcessDeps, row: MediaRow, log: Logger): Promise<void> {
   const key = stagingKey(row.app_id, row.id);
   try {
+    // markReady/markFailed already cleared staging_key; only the object remains.
     await deps.store.delete([key]);
-    await deps.pool.query('UPDATE media SET staging_key = NULL WHERE id = $1', [row.id]);
   } catch (err) {
     // The sweeper removes staging older than an hour: a leftover here is retried there.
     log.warn({ err }, 'could not delete staging object');

@@ -3,6 +3,7 @@
  * the 16 MB budget, faststart, metadata, the poster, abort.
  */
 import { stat } from 'node:fs/promises';
+import { pino } from 'pino';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
@@ -107,6 +108,22 @@ describe('the byte budget', () => {
     expect(out.transform).toBe('transcoded');
     expect((await stat(out.outputPath)).size).toBeLessThanOrEqual(300_000);
     expect(await packetMd5(out.outputPath, 'a')).toBe(await packetMd5(src, 'a'));
+  });
+
+  it('an encode that still overshoots is redone at a lower cap (the refit loop), and then fits', async () => {
+    const src = await fixture('webmVp9Opus30s');
+    const natural = (await stat((await normalizeVideo(await input(src, 'video/webm', 'video'))).outputPath)).size;
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    const maxBytes = Math.floor(natural * 0.9);
+    // A budget estimate 3x too generous (overheadRatio −2) leaves the first encode to crf alone,
+    // which reproduces the natural size, over the limit; the second attempt must bind.
+    const limits = { ...VIDEO_LIMITS, maxBytes, overheadRatio: -2, minVideoKbps: 20 };
+    const out = await normalizeVideo(await input(src, 'video/webm', 'video', { log }), limits);
+    expect((await stat(out.outputPath)).size).toBeLessThanOrEqual(maxBytes);
+    const retries = lines.filter((l) => l.includes('encoding again at a lower bitrate'));
+    expect(retries.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(retries[0]!)).toMatchObject({ maxBytes });
   });
 
   it('refuses, saying why, when the budget is below the floor', async () => {

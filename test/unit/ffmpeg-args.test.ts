@@ -12,7 +12,7 @@ import {
 } from '../../src/pipeline/ffmpeg/args.js';
 import { demuxerFor } from '../../src/pipeline/ffmpeg/demuxer.js';
 
-const HEAD = ['-nostdin', '-hide_banner', '-loglevel', 'error', '-threads', '2', '-protocol_whitelist', 'file,pipe'];
+const HEAD = ['-nostdin', '-y', '-hide_banner', '-loglevel', 'error', '-threads', '2', '-protocol_whitelist', 'file,pipe'];
 const STRIP = ['-map_metadata', '-1', '-map_chapters', '-1', '-sn', '-dn'];
 const webm = { path: '/s/in.webm', demuxer: 'matroska', threads: 2 };
 const mp4 = { path: '/s/in.mp4', demuxer: 'mov', threads: 2 };
@@ -134,7 +134,7 @@ describe('one-frame and scan builders', () => {
   });
   it('BMP to PNG: one frame', () => {
     expect(buildBmpToPngArgs({ path: '/s/i.bmp', demuxer: 'bmp_pipe', threads: 1 }, '/s/i.png')).toEqual([
-      '-nostdin', '-hide_banner', '-loglevel', 'error', '-threads', '1', '-protocol_whitelist', 'file,pipe', '-f', 'bmp_pipe', '-i', 'file:/s/i.bmp',
+      '-nostdin', '-y', '-hide_banner', '-loglevel', 'error', '-threads', '1', '-protocol_whitelist', 'file,pipe', '-f', 'bmp_pipe', '-i', 'file:/s/i.bmp',
       '-map', '0:v:0', ...STRIP, '-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1', 'file:/s/i.png',
     ]);
   });
@@ -151,7 +151,7 @@ describe('hardening holds for every builder', () => {
     ['bmp', buildBmpToPngArgs({ path: '/i', demuxer: 'bmp_pipe', threads: 1 }, '/o')],
   ];
   it.each(all)('%s', (_name, args) => {
-    expect(args.slice(0, 2)).toEqual(['-nostdin', '-hide_banner']);
+    expect(args.slice(0, 3)).toEqual(['-nostdin', '-y', '-hide_banner']);
     expect(args[args.indexOf('-protocol_whitelist') + 1]).toBe('file,pipe');
     expect(args.indexOf('-f')).toBeLessThan(args.indexOf('-i'));
     expect(args).toContain('-map_metadata');

@@ -32,6 +32,7 @@ describe('decideVideo', () => {
       action: 'transcode', durationMs: 30008, videoIndex: 0, audioIndex: 1, width: 320, height: 240,
       video: { mode: 'encode', width: 320, height: 240, crf: 23, preset: 'veryfast', maxrateKbps: 3719, bufsizeKbps: 7438, maxFps: 60 },
       audio: { mode: 'encode', kbps: 128, channels: 2 },
+      audioKbps: 128,
     });
   });
 
@@ -41,6 +42,7 @@ describe('decideVideo', () => {
       action: 'transcode', durationMs: 3000, videoIndex: 0, audioIndex: 1, width: 320, height: 240,
       video: { mode: 'copy' },
       audio: { mode: 'encode', kbps: 128, channels: 1 },
+      audioKbps: 128,
     });
   });
 
@@ -51,6 +53,7 @@ describe('decideVideo', () => {
       action: 'transcode', durationMs: 60000, videoIndex: 0, audioIndex: 1, width: 1280, height: 720,
       video: { mode: 'encode', width: 1280, height: 720, crf: 23, preset: 'veryfast', maxrateKbps: 1857, bufsizeKbps: 3714, maxFps: 60 },
       audio: { mode: 'copy' },
+      audioKbps: 128.168,
     });
   });
 
@@ -114,17 +117,22 @@ describe('decideVideo', () => {
 });
 
 describe('refitVideo', () => {
-  it('scales the bitrate by the overshoot with a 10% margin, once', () => {
-    const p = probe('mp4HighBitrate1080p60s');
-    const d = decideVideo(p, { durationMs: 60000, sizeBytes: 22628937 }, VIDEO_LIMITS);
-    const r = refitVideo(d, 20_000_000, VIDEO_LIMITS);
-    // 1857 × (16/20) × 0.9 = 1337
-    expect(r).toMatchObject({ action: 'transcode', width: 1280, height: 720, video: { maxrateKbps: 1337, bufsizeKbps: 2674 } });
+  const p = probe('mp4HighBitrate1080p60s');
+  const d = decideVideo(p, { durationMs: 60000, sizeBytes: 22628937 }, VIDEO_LIMITS);
+  if (d.action !== 'transcode' || d.video.mode !== 'encode') throw new Error('expected an encode');
+
+  it('lowers the cap below the old one when the cap was binding', () => {
+    // min(budget at 10% margin = 1734, 0.9 × 1857 = 1671, 0.9 × achieved 2538 = 2284) = 1671
+    expect(refitVideo(d, 20_000_000, VIDEO_LIMITS)).toMatchObject({ action: 'transcode', width: 1280, height: 720, video: { maxrateKbps: 1671, bufsizeKbps: 3342 } });
   });
-  it('gives up below the floor, and for copies or remuxes', () => {
-    const p = probe('mp4HighBitrate1080p60s');
-    const d = decideVideo(p, { durationMs: 60000, sizeBytes: 22628937 }, VIDEO_LIMITS);
-    expect(refitVideo(d, 400_000_000, VIDEO_LIMITS)).toBeNull();
+  it('binds even when crf, not a loose cap, decided the first size', () => {
+    const loose = { ...d, video: { ...d.video, maxrateKbps: 8000 } };
+    // (16e6 × 8 × 0.9 / 1000 − 128.168 × 60) / 62 = 1734
+    expect(refitVideo(loose, 17_000_000, VIDEO_LIMITS)).toMatchObject({ video: { maxrateKbps: 1734 } });
+  });
+  it('nothing to do when it fits; gives up below the floor, and for copies or remuxes', () => {
+    expect(refitVideo(d, 15_000_000, VIDEO_LIMITS)).toBeNull();
+    expect(refitVideo({ ...d, durationMs: 3 * 3600_000 }, 20_000_000, VIDEO_LIMITS)).toBeNull();
     const remux = decideVideo(probe('mp4Compliant'), { durationMs: 4000, sizeBytes: 1 }, VIDEO_LIMITS);
     expect(refitVideo(remux, 20_000_000, VIDEO_LIMITS)).toBeNull();
   });

@@ -2,7 +2,8 @@
  * Argument lists for every ffmpeg/ffprobe run, as pure functions (tested with exact equality).
  *
  * Hardening common to all of them, and why:
- * - `-nostdin`: ffmpeg must never wait on (or read commands from) a terminal.
+ * - `-nostdin`: ffmpeg must never wait on (or read commands from) a terminal; `-y` for the same
+ *   reason (it would otherwise ask before overwriting, and fail without a terminal).
  * - `-protocol_whitelist file,pipe` and `file:` URLs: no network, no `concat:`/`subfile:`, and a
  *   path can never be read as a protocol.
  * - `-f <demuxer>` forced from the sniffed type: no format guessing, so no playlist (HLS), concat
@@ -30,6 +31,9 @@ const seconds = (ms: number): string => (ms / 1000).toFixed(3);
 export function inputArgs(input: InputSpec): string[] {
   return [
     '-nostdin',
+    // Outputs are our own scratch paths: a second attempt (a refit) overwrites the first, where
+    // ffmpeg without -y would refuse and exit 1.
+    '-y',
     '-hide_banner',
     '-loglevel',
     'error',

@@ -45,6 +45,8 @@ export type VideoDecision =
       height: number;
       video: VideoEncode | StreamCopy;
       audio: AudioEncode | StreamCopy | null;
+      /** Audio bitrate counted in the budget (encoded, or the copied stream's own). */
+      audioKbps: number;
     };
 
 export interface VideoFacts {
@@ -148,6 +150,7 @@ export function decideVideo(probe: ProbeDescription, facts: VideoFacts, limits: 
         height: v.displayHeight,
         video: { mode: 'copy' },
         audio,
+        audioKbps,
       };
     }
   }
@@ -188,19 +191,26 @@ export function decideVideo(probe: ProbeDescription, facts: VideoFacts, limits: 
       maxFps: limits.maxFps,
     },
     audio,
+    audioKbps,
   };
 }
 
 /**
- * A second and last try when an encode still came out over the limit (x264's VBV is a model, and
- * copied audio can exceed its declared bitrate): scale the video bitrate by the overshoot plus a
- * 10% margin. Null when that would fall below the floor or there is nothing to lower.
+ * Another try when an encode still came out over the limit (x264's VBV is a model, copied audio
+ * can exceed its declared bitrate, a wrong duration skews the budget, and a first pass decided by
+ * crf alone never met the cap). The new cap is the lowest of: the budget recomputed with a 10%
+ * margin instead of 4%; 90% of the old cap; 90% of the video bitrate actually achieved — so it
+ * binds whatever decided the first size. Null when that is below the floor, or there is nothing
+ * to lower (a copy or a remux).
  */
 export function refitVideo(decision: VideoDecision, actualBytes: number, limits: VideoLimits): VideoDecision | null {
   if (decision.action !== 'transcode' || decision.video.mode !== 'encode') return null;
-  const ratio = (limits.maxBytes / actualBytes) * 0.9;
-  const maxrate = Math.floor(decision.video.maxrateKbps * ratio);
-  if (maxrate < limits.minVideoKbps || ratio >= 1) return null;
+  if (actualBytes <= limits.maxBytes) return null;
+  const durS = decision.durationMs / 1000;
+  const achievedVideoKbps = (actualBytes * 8) / 1000 / durS - decision.audioKbps;
+  const budgetKbps = ((limits.maxBytes * 8 * 0.9) / 1000 - decision.audioKbps * durS) / (durS + limits.bufferSeconds);
+  const maxrate = Math.floor(Math.min(budgetKbps, decision.video.maxrateKbps * 0.9, achievedVideoKbps * 0.9));
+  if (maxrate < limits.minVideoKbps) return null;
   const { width, height } = fitEven(decision.width, decision.height, longSideForBitrate(maxrate, Math.max(decision.width, decision.height)));
   return {
     ...decision,
