@@ -90,29 +90,36 @@ async function rawSharp(item: CorpusItem, outMime: string, out: string): Promise
 
 async function benchImages(dir: string): Promise<string> {
   const corpus = await imageCorpus(dir);
-  const reps = 3;
   const rows: Array<Array<string | number>> = [];
   let oursTotal = 0;
   let rawTotal = 0;
+  let runsTotal = 0;
   for (const item of corpus) {
     const scratchDir = await mkdtemp(join(dir, 'img-'));
+    const ours = (): Promise<unknown> => normalize({ inputPath: item.path, sniffedMime: item.mime, kind: 'image', scratchDir, log: silentLogger });
     const first = await normalize({ inputPath: item.path, sniffedMime: item.mime, kind: 'image', scratchDir, log: silentLogger });
     const outBytes = (await stat(first.outputPath)).size;
-    let ours = 0;
-    let raw = 0;
-    // Interleaved, so drift in machine load hits both sides alike.
-    for (let i = 0; i < reps; i++) {
-      ours += (await time(() => normalize({ inputPath: item.path, sniffedMime: item.mime, kind: 'image', scratchDir, log: silentLogger })))[0];
-      raw += (await time(() => rawSharp(item, first.mimeType, join(scratchDir, `raw.${first.mimeType.split('/')[1]}`))))[0];
+    const raw = (): Promise<void> => rawSharp(item, first.mimeType, join(scratchDir, `raw.${first.mimeType.split('/')[1]}`));
+    await raw(); // warm-up, as `first` was for ours
+    let oursMs = 0;
+    let rawMs = 0;
+    let runs = 0;
+    // Interleaved, so drift in machine load hits both sides alike; at least 3 runs and 1.5 s each.
+    while (runs < 3 || oursMs + rawMs < 1500) {
+      oursMs += (await time(ours))[0];
+      rawMs += (await time(raw))[0];
+      runs += 1;
     }
-    oursTotal += ours;
-    rawTotal += raw;
-    rows.push([item.name, first.mimeType.replace('image/', ''), `${(outBytes / 1e3).toFixed(0)} KB`, f1((reps * 1000) / ours), f1((reps * 1000) / raw), f2(raw / ours)]);
+    oursTotal += oursMs / runs;
+    rawTotal += rawMs / runs;
+    runsTotal += runs;
+    rows.push([item.name, first.mimeType.replace('image/', ''), `${(outBytes / 1e3).toFixed(0)} KB`, runs, f1((runs * 1000) / oursMs), f1((runs * 1000) / rawMs), f2(rawMs / oursMs)]);
   }
-  rows.push(['**whole corpus**', '', '', f1((corpus.length * reps * 1000) / oursTotal), f1((corpus.length * reps * 1000) / rawTotal), f2(rawTotal / oursTotal)]);
+  // Corpus throughput: each image once, at its mean time.
+  rows.push(['**corpus, each image once**', '', '', runsTotal, f1((corpus.length * 1000) / oursTotal), f1((corpus.length * 1000) / rawTotal), f2(rawTotal / oursTotal)]);
   return table(
-    `Images: normalizeImage vs raw sharp, same ops, 1 job at a time (${reps} runs each, images/s; sharp.concurrency()=${sharp.concurrency()})`,
-    ['input', 'stored as', 'size', 'ours img/s', 'raw sharp img/s', 'ours / raw'],
+    `Images: normalize() vs raw sharp doing the same ops (orient, fit 4096, sRGB, same encoder), 1 job at a time, images/s (sharp.concurrency()=${sharp.concurrency()})`,
+    ['input', 'stored as', 'size', 'runs', 'ours img/s', 'raw sharp img/s', 'ours / raw'],
     rows,
   );
 }
@@ -122,12 +129,12 @@ async function benchImages(dir: string): Promise<string> {
 
 async function benchVideo(dir: string): Promise<string> {
   // A compliant 720p H.264/AAC clip, so the same file can be remuxed or transcoded.
-  const clip = join(dir, 'clip-720p-20s.mp4');
+  const clip = join(dir, 'clip-720p-10s.mp4');
   await ffmpegCli([
-    '-f', 'lavfi', '-i', 'testsrc2=s=1280x720:r=30:d=20', '-f', 'lavfi', '-i', 'sine=f=440:r=48000:d=20',
+    '-f', 'lavfi', '-i', 'testsrc2=s=1280x720:r=30:d=10', '-f', 'lavfi', '-i', 'sine=f=440:r=48000:d=10',
     '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '128k', '-f', 'mp4', clip,
   ]);
-  const clipSeconds = 20;
+  const clipSeconds = 10;
   const probe = await probeMedia({ path: clip, demuxer: 'mov' });
   const sizeBytes = (await stat(clip)).size;
   const source = { path: clip, demuxer: 'mov', threads: VIDEO_LIMITS.threads };
@@ -175,14 +182,21 @@ async function benchVideo(dir: string): Promise<string> {
 // ------------------------------------------------------------------------------------------------
 // 4. Peak RSS
 
-async function rssOf(kind: MediaKind | 'baseline', mime: string, file: string): Promise<{ nodeMaxRssKb: number; childPeakKb: number; ms: number }> {
+interface RssResult {
+  nodePeakKb: number;
+  childPeakKb: number;
+  ms: number;
+  outcome: string;
+}
+
+async function rssOf(kind: MediaKind | 'baseline', mime: string, file: string): Promise<RssResult> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'normalize-rss-child.ts'), kind, mime, file], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (s: string) => (out += s));
   const code = await new Promise<number | null>((r) => child.once('close', r));
   if (code !== 0) throw new Error(`rss child for ${kind} exited with ${code}`);
-  return JSON.parse(out.trim().split('\n').pop()!) as { nodeMaxRssKb: number; childPeakKb: number; ms: number };
+  return JSON.parse(out.trim().split('\n').pop()!) as RssResult;
 }
 
 async function benchRss(): Promise<string> {
@@ -202,10 +216,10 @@ async function benchRss(): Promise<string> {
   const rows: Array<Array<string | number>> = [];
   for (const [label, kind, mime, file] of cases) {
     const r = await rssOf(kind, mime, file).catch((e: unknown) => ({ error: e instanceof Error ? e.message : String(e) }));
-    if ('error' in r) rows.push([label, 'error', r.error, '']);
-    else rows.push([label, (r.nodeMaxRssKb / 1024).toFixed(0), r.childPeakKb ? (r.childPeakKb / 1024).toFixed(0) : '–', f1(r.ms)]);
+    if ('error' in r) rows.push([label, 'error', r.error, '', '']);
+    else rows.push([label, r.outcome, (r.nodePeakKb / 1024).toFixed(0), r.childPeakKb ? (r.childPeakKb / 1024).toFixed(0) : '–', f1(r.ms)]);
   }
-  return table('Peak RSS per kind, one normalization in a fresh process', ['case', 'node peak MiB', 'ffmpeg peak MiB', 'ms'], rows);
+  return table('Peak RSS per kind, one normalization in a fresh process (VmHWM)', ['case', 'outcome', 'node peak MiB', 'ffmpeg/ffprobe peak MiB', 'ms'], rows);
 }
 
 export async function run(): Promise<string> {

@@ -45,6 +45,7 @@ export function progressPrinter(out: ProgressOut = process.stderr, now: () => nu
   let lastPhase: Phase | null = null;
   let lastQuarter = -1;
   let drawn = false;
+  let lastLine = '';
   return {
     update(phase: Phase, percent: number, detail = '') {
       const p = Math.max(0, Math.min(100, Math.round(percent)));
@@ -56,9 +57,12 @@ export function progressPrinter(out: ProgressOut = process.stderr, now: () => nu
         const width = 30;
         const filled = Math.round((p / 100) * width);
         const line = `${phase.padEnd(10)} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${String(p).padStart(3)}%${detail ? `  ${detail}` : ''}`;
-        const cols = Math.max(20, (out.columns ?? 80) - 1);
+        const cols = Math.max(20, (out.columns || 80) - 1);
+        const shown = line.slice(0, cols);
+        if (shown === lastLine) return;
+        lastLine = shown;
         // \r and erase-line: the bar is redrawn in place and never wraps.
-        out.write(`\r\x1b[2K${line.slice(0, cols)}`);
+        out.write(`\r\x1b[2K${shown}`);
         drawn = true;
       } else {
         const quarter = Math.floor(p / 25);

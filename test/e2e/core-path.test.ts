@@ -2,24 +2,16 @@
  * The core path against the running service over HTTP: real Redis, real PostgreSQL, the fs store,
  * real sharp. Nothing is mocked.
  */
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { walk } from '../helpers/files.js';
 import { startService, waitSettled, multipart, type TestService } from '../helpers/service.js';
 import { brokenJpeg, containsRunOf, minimalPdf, noiseJpeg, sha256, smallJpeg, smallPng } from '../helpers/media.js';
 
 let svc: TestService;
 let app: { appId: string; apiKey: string };
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else out.push(p);
-  }
-  return out;
-}
 
 async function upload(bytes: Uint8Array, fields: Record<string, string> = {}, opts: { name?: string; type?: string; key?: string; query?: string; headers?: Record<string, string> } = {}) {
   const res = await svc.call(`/v1/media${opts.query ?? ''}`, {

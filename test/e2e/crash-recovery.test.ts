@@ -3,7 +3,7 @@
  * redis-server on its own port) stopped during an upload and losing its data.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,17 +14,9 @@ import { startRoles } from '../../src/roles.js';
 import { loadConfig } from '../../src/config/index.js';
 import { runMediaflow } from '../helpers/child.js';
 import { smallJpeg } from '../helpers/media.js';
+import { walk } from '../helpers/files.js';
 import { multipart, startService, waitFor, waitSettled, type TestService } from '../helpers/service.js';
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else out.push(p);
-  }
-  return out;
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -4,7 +4,7 @@
  * producer module from another process, webhooks and devices. Real Redis, PostgreSQL and fs store.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { verifyWebhook } from '../../src/webhooks/sign.js';
 import { ROOT } from '../helpers/child.js';
 import { minimalPdf, sha256, smallJpeg, smallPng } from '../helpers/media.js';
 import { startFileServer, startReceiver } from '../helpers/receiver.js';
+import { walk } from '../helpers/files.js';
 import { multipart, startService, waitFor, waitSettled, type TestService } from '../helpers/service.js';
 
 let svc: TestService;
@@ -22,15 +23,6 @@ let app: { appId: string; apiKey: string; webhookSecret: string };
 let png: Buffer;
 let files: Awaited<ReturnType<typeof startFileServer>>;
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else out.push(p);
-  }
-  return out;
-}
 
 const postJson = (s: TestService, key: string, url: string, body: unknown) =>
   s.call(url, { method: 'POST', key, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -57,6 +57,7 @@ describe('buildVideoArgs', () => {
           action: 'transcode', durationMs: 30008, videoIndex: 0, audioIndex: 1, width: 1280, height: 720,
           video: { mode: 'encode', width: 1280, height: 720, crf: 23, preset: 'veryfast', maxrateKbps: 1857, bufsizeKbps: 3714, maxFps: 60 },
           audio: { mode: 'encode', kbps: 128, channels: 2 },
+          audioKbps: 128,
         },
         10_800_000,
         '/s/out.mp4',
@@ -74,7 +75,7 @@ describe('buildVideoArgs', () => {
   it('video copied, audio encoded; no audio stream maps nothing for it', () => {
     const copy = buildVideoArgs(
       mp4,
-      { action: 'transcode', durationMs: 3000, videoIndex: 0, audioIndex: 1, width: 320, height: 240, video: { mode: 'copy' }, audio: { mode: 'encode', kbps: 128, channels: 1 } },
+      { action: 'transcode', durationMs: 3000, videoIndex: 0, audioIndex: 1, width: 320, height: 240, video: { mode: 'copy' }, audio: { mode: 'encode', kbps: 128, channels: 1 }, audioKbps: 128 },
       10_800_000,
       '/s/o.mp4',
     );

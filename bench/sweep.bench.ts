@@ -1,0 +1,158 @@
+/**
+ * The retention sweep at scale: 100,000 expired media rows (one INSERT … SELECT generate_series) with
+ * a tiny object each, swept by one `sweep()` run, on the fs driver and on the s3 driver (s3rver in a
+ * child process over loopback).
+ *
+ *   node --import tsx bench/sweep.bench.ts
+ *   SWEEP_BENCH_ROWS=100000 SWEEP_BENCH_S3_ROWS=20000 SWEEP_BENCH_DRIVERS=fs,s3 SWEEP_BATCH_SIZE=500
+ *
+ * Reported: sweep wall time, deletes per second, peak RSS of this process during the sweep, the
+ * longest a batch held its lease (claim → bytes deleted → rows committed: the longest any row is
+ * locked by the sweep) and the longest single transaction. The baseline is the store's own delete
+ * of the same number of keys in 1000-key calls, with no database work: the ratio says how much of
+ * the storage ceiling the sweep reaches. s3rver keeps every object as files plus metadata and
+ * shares the two cores with the sweeper, so s3 figures are a floor, not a forecast for S3 or MinIO.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+import { createPool, type Pool } from '../src/db/pool.js';
+import { storageKey } from '../src/domain/ids.js';
+import { silentLogger } from '../src/log.js';
+import { createRedis } from '../src/queue/connection.js';
+import { Queues } from '../src/queue/queues.js';
+import { sweep } from '../src/retention/sweep.js';
+import type { BlobStore } from '../src/storage/blob-store.js';
+import { createFsStore } from '../src/storage/fs-store.js';
+import { createS3Store } from '../src/storage/s3-store.js';
+import { isolatedEnv } from '../test/helpers/env.js';
+import { bulkInsertMedia, insertApp, seedObjects } from '../test/helpers/retention-seed.js';
+
+interface Row {
+  driver: string;
+  rows: number;
+  seedSeconds: number;
+  sweepSeconds: number;
+  deletesPerSecond: number;
+  peakRssMiB: number;
+  longestBatchMs: number;
+  longestTransactionMs: number;
+  batches: number;
+  baselineDeletesPerSecond: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** Samples RSS every 20 ms while `fn` runs; returns its result and the peak. */
+async function withPeakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number }> {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 20);
+  try {
+    const value = await fn();
+    peak = Math.max(peak, process.memoryUsage.rss());
+    return { value, peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function startS3Child(): Promise<{ opts: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string }; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./sweep-s3-server.ts', import.meta.url).pathname], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`s3rver child exited ${String(code)}`)));
+  });
+  return {
+    opts: JSON.parse(line),
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.stdin!.end();
+      await exited;
+    },
+  };
+}
+
+async function benchDriver(driver: 'fs' | 's3', rows: number, batchSize: number): Promise<Row> {
+  const iso = await isolatedEnv();
+  const pool: Pool = createPool(iso.config.DATABASE_URL);
+  const redis = createRedis(iso.config.REDIS_URL, 'producer');
+  const queues = new Queues(redis, iso.config.QUEUE_PREFIX);
+  const s3 = driver === 's3' ? await startS3Child() : undefined;
+  const store: BlobStore = s3 ? createS3Store({ ...s3.opts, forcePathStyle: true }) : createFsStore({ root: iso.config.DATA_DIR });
+  try {
+    const appId = await insertApp(pool);
+    const seedStart = performance.now();
+    const ids = await bulkInsertMedia(pool, { appId, count: rows, expiresIn: -60, idPrefix: 'med_bench_' });
+    await seedObjects(store, ids.map((id) => storageKey(appId, id)), { dataDir: iso.config.DATA_DIR, concurrency: driver === 's3' ? 16 : 32 });
+    await pool.query('VACUUM ANALYZE media');
+    const seedSeconds = (performance.now() - seedStart) / 1000;
+
+    const { value: res, peak } = await withPeakRss(async () => {
+      const t0 = performance.now();
+      const r = await sweep({ pool, store, queues, log: silentLogger }, { batchSize, maxRetentionSeconds: 90 * 24 * 3600, maxBatches: Number.MAX_SAFE_INTEGER, staging: false });
+      return { ...r, seconds: (performance.now() - t0) / 1000 };
+    });
+    if (res.deleted !== rows || res.failed !== 0) throw new Error(`sweep deleted ${res.deleted} of ${rows} (failed ${res.failed})`);
+    const { rows: audit } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_events WHERE event = 'media.deleted'`);
+    if (audit[0]!.n !== rows) throw new Error(`audit has ${audit[0]!.n} rows for ${rows} deletions`);
+
+    // Baseline: the store alone deleting as many keys (re-seeded), 1000 per call.
+    const n = Math.min(rows, 20_000);
+    const baseKeys = Array.from({ length: n }, (_, i) => `objects/${appId}/base_${i}.bin`);
+    await seedObjects(store, baseKeys, { dataDir: iso.config.DATA_DIR, concurrency: driver === 's3' ? 16 : 32 });
+    const b0 = performance.now();
+    for (let i = 0; i < baseKeys.length; i += 1000) await store.delete(baseKeys.slice(i, i + 1000));
+    const baselineDeletesPerSecond = n / ((performance.now() - b0) / 1000);
+
+    return {
+      driver,
+      rows,
+      seedSeconds,
+      sweepSeconds: res.seconds,
+      deletesPerSecond: rows / res.seconds,
+      peakRssMiB: peak / MiB,
+      longestBatchMs: res.longestBatchMs,
+      longestTransactionMs: res.longestTransactionMs,
+      batches: res.batches,
+      baselineDeletesPerSecond,
+    };
+  } finally {
+    await store.close();
+    await s3?.stop();
+    await queues.close();
+    redis.disconnect();
+    await pool.end();
+    await iso.cleanup();
+  }
+}
+
+export async function run(): Promise<Row[]> {
+  const rows = Number(process.env.SWEEP_BENCH_ROWS ?? 100_000);
+  const s3Rows = Number(process.env.SWEEP_BENCH_S3_ROWS ?? rows);
+  const batchSize = Number(process.env.SWEEP_BATCH_SIZE ?? 500);
+  const drivers = (process.env.SWEEP_BENCH_DRIVERS ?? 'fs,s3').split(',').map((d) => d.trim()) as Array<'fs' | 's3'>;
+  const out: Row[] = [];
+  for (const d of drivers) out.push(await benchDriver(d, d === 's3' ? s3Rows : rows, batchSize));
+  const f = (x: number, digits = 0) => x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  console.log(`Sweep of expired media, batch size ${batchSize}, one run (seeding not timed in the sweep).\n`);
+  console.log('| driver | media | sweep s | deletes/s | store-only deletes/s (baseline) | ratio | peak RSS MiB | longest batch ms | longest transaction ms | batches | seed s |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of out) {
+    console.log(
+      `| ${r.driver} | ${f(r.rows)} | ${f(r.sweepSeconds, 1)} | ${f(r.deletesPerSecond)} | ${f(r.baselineDeletesPerSecond)} | ${f(r.deletesPerSecond / r.baselineDeletesPerSecond, 2)} | ${f(r.peakRssMiB)} | ${f(r.longestBatchMs)} | ${f(r.longestTransactionMs)} | ${r.batches} | ${f(r.seedSeconds, 1)} |`,
+    );
+  }
+  return out;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  run().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
