@@ -9,6 +9,7 @@ import { registerAuth } from './plugins/auth.js';
 import { registerMetricsGuard } from './plugins/metrics.js';
 import { registerOpenApi } from './plugins/openapi.js';
 import { registerRateLimits } from './plugins/rate-limit.js';
+import { requestSerializer } from './plugins/request-log.js';
 import { registerErrorHandling } from './plugins/errors.js';
 import { registerDownloadRoutes } from './routes/download.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -21,7 +22,7 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 /** The Fastify app over a runtime; `listen` is the caller's. */
 export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
   const app = fastify({
-    loggerInstance: rt.log.child({ role: 'api' }) as FastifyBaseLogger,
+    loggerInstance: rt.log.child({ role: 'api' }, { serializers: { req: requestSerializer } }) as FastifyBaseLogger,
     // A client's request id is kept when it is safe to echo, else we make one.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

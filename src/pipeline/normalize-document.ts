@@ -9,6 +9,7 @@ import { checkPdfHead, checkPdfTail, createPdfPageCounter, PDF_HEAD_BYTES, PDF_T
 import { createTextValidator } from './document/text.js';
 import { verifyZipEntries } from './document/verify-zip-entries.js';
 import { EOCD_SEARCH_BYTES, findEndOfCentralDirectory, parseCentralDirectory } from './document/zip.js';
+import { createProgressThrottle } from './ffmpeg/progress.js';
 import type { NormalizeInput, NormalizeOutput } from './normalize-types.js';
 
 const OLE2 = new Set(['application/msword', 'application/vnd.ms-excel', 'application/vnd.ms-powerpoint', 'application/x-cfb']);
@@ -59,7 +60,7 @@ export async function normalizeDocument(input: NormalizeInput): Promise<Normaliz
     throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${mime} is not a document type this service accepts`);
   }
 
-  input.onProgress?.(100);
+  createProgressThrottle(input.onProgress)(100);
   input.log.info({ transform: 'kept', mime, bytes: size, pages }, 'document checked');
   return {
     outputPath: input.inputPath,

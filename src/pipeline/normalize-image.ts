@@ -8,6 +8,7 @@ import { IMAGE_LIMITS, type ImageLimits } from './image/limits.js';
 import { planImage, stillFormatForOpacity, type ImageFacts } from './image/plan-image.js';
 import { sharpFailureError } from './image/sharp-failure.js';
 import { encoderLadder, EXT_OF_FORMAT, MIME_OF_FORMAT, sharpInputOptions, type EncoderChoice } from './image/sharp-options.js';
+import { createProgressThrottle } from './ffmpeg/progress.js';
 import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from './normalize-types.js';
 
 /**
@@ -79,6 +80,7 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
     throw new PermanentError('MEDIA_REJECTED', `the image is ${(size / 1e6).toFixed(1)} MB as ${format.toUpperCase()}, over the ${limits.maxBytes / 1e6} MB limit`);
   }
 
+  createProgressThrottle(input.onProgress)(100);
   const mimeType = MIME_OF_FORMAT[format];
   const transform = reencodedTransform(mime, mimeType);
   const width = info.width;

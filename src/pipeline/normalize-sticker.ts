@@ -6,6 +6,7 @@ import { STICKER_LIMITS, type StickerLimits } from './image/limits.js';
 import { planSticker } from './image/plan-sticker.js';
 import { sharpFailureError } from './image/sharp-failure.js';
 import { sharpInputOptions, stickerEncoder } from './image/sharp-options.js';
+import { createProgressThrottle } from './ffmpeg/progress.js';
 import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from './normalize-types.js';
 
 /**
@@ -54,6 +55,7 @@ export async function normalizeSticker(input: NormalizeInput, limits: StickerLim
       `the sticker does not fit ${plan.maxBytes / 1000} KB as ${limits.size}x${limits.size} WEBP even at quality ${last}`,
     );
   }
+  createProgressThrottle(input.onProgress)(100);
   const transform = reencodedTransform(mime, 'image/webp');
   input.log.info({ transform, animated: plan.animated, bytes: info.size, pages: info.pages ?? 1 }, 'sticker normalized');
   return {

@@ -70,6 +70,7 @@ export async function sweep(deps: PurgeDeps, opts: SweepOptions): Promise<SweepR
     if (opts.dryRun) {
       const preview = await previewDue(deps.pool, opts.maxRetentionSeconds, scope, ITEMS_KEPT);
       Object.assign(result, { deleted: preview.total, bytesFreed: preview.bytes, byReason: preview.byReason, items: preview.items, backlog: preview.total });
+      if (unscoped) sweepBacklog.set(preview.total);
       if (opts.staging ?? unscoped) {
         const s = await sweepStaging(deps, { dryRun: true });
         result.staging = { deleted: s.deleted, bytes: s.bytes, failed: 0 };

@@ -94,7 +94,6 @@ export class BlobDeleteError extends StorageError {
 }
 
 const MAX_KEY_BYTES = 1024;
-// eslint-disable-next-line no-control-regex
 const FORBIDDEN_CHARS = /[\\\u0000-\u001f\u007f]/;
 
 /**

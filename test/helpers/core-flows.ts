@@ -139,12 +139,17 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
       it('takes a 3 MB JPEG: 202 queued, then ready with a checksum of the stored bytes', async () => {
         const { res, body } = await upload(jpeg, { name: 'Visuel été.jpg' });
         expect(res.status).toBe(202);
+        expect(res.headers.get('x-request-id')).toBeTruthy();
+        expect(body.success).toBe(true);
         expect(body.data.status).toBe('queued');
+        expect(body.data.id).toMatch(/^med_/);
         expect(body.data.mediaPath).toMatch(new RegExp(`^media/${app.appId}/[0-9a-f-]{36}-[0-9A-F]{16}\\.bin$`));
         media = await waitSettled(svc, app.apiKey, body.data.id);
         expect(media.status).toBe('ready');
+        expect(media.kind).toBe('image');
         expect(media.mimeType).toBe('image/jpeg');
         expect(media.checksum.algorithm).toBe('sha256');
+        expect(media.url).toContain('/v1/files/');
         expect(await objectKeyOf(media.id)).toBe(`objects/${app.appId}/${media.id}.bin`);
       });
 
@@ -155,8 +160,11 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
         expect(sha256(bytes)).toBe(media.checksum.value);
         expect(bytes.length).toBe(media.sizeBytes);
         expect(res.headers.get('content-type')).toBe('image/jpeg');
+        expect(res.headers.get('content-length')).toBe(String(bytes.length));
         expect(res.headers.get('etag')).toBe(`"${media.checksum.value}"`);
-        expect(res.headers.get('content-disposition')).toMatch(/^attachment; filename="[A-Za-z0-9._ ()-]+"; filename\*=UTF-8''/);
+        const cd = res.headers.get('content-disposition')!;
+        expect(cd).toMatch(/^attachment; filename="[A-Za-z0-9._ ()-]+"; filename\*=UTF-8''/);
+        expect(cd).not.toMatch(/[\r\n]/);
         const again = await svc.call(`/v1/media/${media.id}/content`, { key: app.apiKey, headers: { 'if-none-match': `"${media.checksum.value}"` } });
         expect(again.status).toBe(304);
       });
@@ -174,6 +182,7 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
 
       it('answers a Range with 206 and exactly those bytes', async () => {
         const full = Buffer.from(await (await svc.call(`/v1/media/${media.id}/content`, { key: app.apiKey })).arrayBuffer());
+        expect(full.length).toBeGreaterThan(1_065_536);
         const res = await svc.call(`/v1/media/${media.id}/content`, { key: app.apiKey, headers: { range: 'bytes=1000000-1065535' } });
         expect(res.status).toBe(206);
         expect(res.headers.get('content-range')).toBe(`bytes 1000000-1065535/${full.length}`);
@@ -185,6 +194,7 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
         expect(Buffer.from(await first.arrayBuffer()).equals(full.subarray(0, 1))).toBe(true);
         const bad = await svc.call(`/v1/media/${media.id}/content`, { key: app.apiKey, headers: { range: `bytes=${full.length + 5}-` } });
         expect(bad.status).toBe(416);
+        expect(bad.headers.get('content-range')).toBe(`bytes */${full.length}`);
       });
 
       it('downloads by media path, and the temporary URL works without auth', async () => {
@@ -248,7 +258,9 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
         const before = await rowCount();
         const { res, body } = await upload(minimalPdf(), { kind: 'image' }, { name: 'doc.pdf', type: 'application/pdf' });
         expect(res.status).toBe(415);
+        expect(body.success).toBe(false);
         expect(body.error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+        expect(body.error.request_id).toBe(res.headers.get('x-request-id'));
         expect(await rowCount()).toBe(before);
         expect(await leftovers()).toEqual([]);
       });
@@ -284,7 +296,9 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
       it('answers 400 VALIDATION_FAILED naming the field', async () => {
         const res = await svc.call('/v1/media', { method: 'POST', key: app.apiKey, body: multipart({ kind: 'image' }) });
         expect(res.status).toBe(400);
-        expect(((await res.json()) as any).error.details.fields.file).toBeDefined();
+        const body = (await res.json()) as any;
+        expect(body.error.code).toBe('VALIDATION_FAILED');
+        expect(body.error.details.fields.file).toBeDefined();
         const bad = await upload(await smallJpeg(), { kind: 'painting' });
         expect(bad.res.status).toBe(400);
         expect(bad.body.error.details.fields.kind).toBeDefined();
@@ -292,7 +306,7 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
     });
 
     describe('tenancy and scopes', () => {
-      it('answers another app 404 by id and by path, 403 without the scope', async () => {
+      it('answers another app 404 by id and by path, 403 without the scope, 401 when revoked', async () => {
         const { body } = await upload(await smallJpeg());
         const m = await waitSettled(svc, app.apiKey, body.data.id);
         const other = await svc.newApp();
@@ -300,8 +314,17 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
         expect((await svc.call(`/v1/media/${m.id}/content`, { key: other.apiKey })).status).toBe(404);
         expect((await svc.call(`/media?path=${encodeURIComponent(m.mediaPath)}`, { key: other.apiKey })).status).toBe(404);
         const readOnly = await svc.newKey(app.appId, 'media:read');
-        expect((await svc.call(`/v1/media/${m.id}`, { method: 'DELETE', key: readOnly })).status).toBe(403);
+        const del = await svc.call(`/v1/media/${m.id}`, { method: 'DELETE', key: readOnly });
+        expect(del.status).toBe(403);
+        expect(((await del.json()) as any).error.code).toBe('FORBIDDEN');
         expect((await svc.call(`/v1/media/${m.id}/content`, { key: readOnly })).status).toBe(200);
+        const { revokeKey } = await import('../../src/cli/admin.js');
+        await revokeKey(svc.running.rt, readOnly.split('_').slice(0, 2).join('_'));
+        const revoked = await svc.call(`/v1/media/${m.id}`, { key: readOnly });
+        expect(revoked.status).toBe(401);
+        expect(((await revoked.json()) as any).error.code).toBe('UNAUTHORIZED');
+        expect((await svc.call('/v1/media')).status).toBe(401);
+        expect((await svc.call('/v1/media', { key: 'mf_nope_nope' })).status).toBe(401);
       });
     });
 
@@ -309,8 +332,27 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
       it('answers 404 to traversal, encodings, absolute paths and NUL', async () => {
         const { body } = await upload(await smallJpeg());
         const m = await waitSettled(svc, app.apiKey, body.data.id);
-        const attempts = ['../../../etc/passwd', `${m.mediaPath}/../../../../etc/passwd`, '%2e%2e%2f%2e%2e%2fetc%2fpasswd', '/etc/passwd', `/${m.mediaPath}`, `${m.mediaPath}\u0000.jpg`, m.mediaPath.toUpperCase(), `objects/${app.appId}/${m.id}.bin`];
-        for (const p of attempts) expect((await svc.call(`/media?path=${encodeURIComponent(p)}`, { key: app.apiKey })).status, p).toBe(404);
+        const attempts = [
+          '../../../etc/passwd',
+          `${m.mediaPath}/../../../../etc/passwd`,
+          '%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+          '..%5c..%5cwindows',
+          '/etc/passwd',
+          `/${m.mediaPath}`,
+          `${m.mediaPath}%00`,
+          `${m.mediaPath}\u0000.jpg`,
+          m.mediaPath.toUpperCase(),
+          `./${m.mediaPath}`,
+          'media/../objects',
+          // The storage key is not a media path: objects are never reachable by their key.
+          `objects/${app.appId}/${m.id}.bin`,
+        ];
+        for (const p of attempts) {
+          const res = await svc.call(`/media?path=${encodeURIComponent(p)}`, { key: app.apiKey });
+          expect(res.status, p).toBe(404);
+          expect(((await res.json()) as any).error.code).toBe('NOT_FOUND');
+        }
+        expect((await svc.call('/media?path=../../etc/passwd', { key: app.apiKey })).status).toBe(404);
         expect((await svc.call(`/media?path=${encodeURIComponent(m.mediaPath)}`, { key: app.apiKey })).status).toBe(200);
       });
     });
@@ -328,9 +370,13 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
         const all = (await (await svc.call('/v1/media?limit=1000', { key: other.apiKey })).json()) as any;
         expect(all.page.total).toBe(25);
         const sizes = all.data.map((d: any) => d.sizeBytes as number).sort((a: number, b: number) => a - b);
-        const page = (await (await svc.call('/v1/media?limit=10&page=2&sortBy=sizeBytes&sortOrder=asc', { key: other.apiKey })).json()) as any;
+        const res = await svc.call('/v1/media?limit=10&page=2&sortBy=sizeBytes&sortOrder=asc', { key: other.apiKey });
+        expect(res.status).toBe(200);
+        const page = (await res.json()) as any;
         expect(page.page).toEqual({ page: 2, limit: 10, total: 25 });
+        expect(page.data).toHaveLength(5);
         expect(page.data.map((d: any) => d.sizeBytes)).toEqual(sizes.slice(20));
+        expect((await svc.call('/v1/media?limit=1001', { key: other.apiKey })).status).toBe(400);
       });
     });
 
@@ -347,6 +393,7 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
         expect((await svc.call(`/media?path=${encodeURIComponent(m.mediaPath)}`, { key: app.apiKey })).status).toBe(404);
         expect((await fetch(m.url)).status).toBe(404);
         expect(await objectKeyOf(m.id)).toBeUndefined();
+        expect((await svc.call(`/v1/media/${m.id}`, { method: 'DELETE', key: app.apiKey })).status).toBe(404);
         const { rows } = await svc.running.rt.pool.query('SELECT reason FROM audit_events WHERE media_id = $1', [m.id]);
         expect(rows).toEqual([{ reason: 'deleted' }]);
       });
@@ -356,10 +403,13 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
       it('returns the first answer for a retried Idempotency-Key and 409 for another body', async () => {
         const jpeg = await smallJpeg(80, 60, 11);
         const first = await upload(jpeg, {}, { headers: { 'idempotency-key': 'abc-1' } });
+        expect(first.res.status).toBe(202);
         const second = await upload(jpeg, {}, { headers: { 'idempotency-key': 'abc-1' } });
+        expect(second.res.status).toBe(202);
         expect(second.body.data.id).toBe(first.body.data.id);
         const other = await upload(await smallJpeg(80, 60, 12), {}, { headers: { 'idempotency-key': 'abc-1' } });
         expect(other.res.status).toBe(409);
+        expect(other.body.error.code).toBe('CONFLICT');
       });
 
       it('answers ?wait=N when the media is ready', async () => {

@@ -6,7 +6,9 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
+import { IMAGE_LIMITS } from '../../src/pipeline/image/limits.js';
 import { normalize } from '../../src/pipeline/normalize.js';
+import { normalizeImage } from '../../src/pipeline/normalize-image.js';
 import { fixture } from '../fixtures/generate.js';
 import { exifHasGps, input, useScratch } from './normalize-helpers.js';
 
@@ -103,6 +105,22 @@ describe('(2) alpha and size', () => {
     expect([out.width, out.height]).toEqual([4096, 2048]);
     const m = await sharp(out.outputPath).metadata();
     expect([m.width, m.height]).toEqual([4096, 2048]);
+  });
+});
+
+describe('byte limit', () => {
+  it('steps JPEG quality down until the output fits, else refuses', async () => {
+    const src = await fixture('png12mp');
+    const full = await normalize(await input(src, 'image/png', 'image'));
+    const q82 = (await readFile(full.outputPath)).length;
+    const maxBytes = Math.floor(q82 * 0.9);
+    const out = await normalizeImage(await input(src, 'image/png', 'image'), { ...IMAGE_LIMITS, maxBytes });
+    const bytes = (await readFile(out.outputPath)).length;
+    expect(bytes).toBeLessThanOrEqual(maxBytes);
+    expect(bytes).toBeGreaterThan(maxBytes * 0.5);
+    const err = await rejection(normalizeImage(await input(src, 'image/png', 'image'), { ...IMAGE_LIMITS, maxBytes: 50_000 }));
+    expect(err.code).toBe('MEDIA_REJECTED');
+    expect(err.message).toMatch(/^the image is \d+\.\d MB as JPEG, over the 0.05 MB limit$/);
   });
 });
 
