@@ -17,13 +17,17 @@ const REDACT = [
   '*.token',
 ];
 
-export function createLogger(opts: { level?: string; name?: string } = {}): Logger {
-  return pino({
-    name: opts.name ?? 'mediaflow',
-    level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
-    redact: { paths: REDACT, censor: '[redacted]' },
-    base: { pid: process.pid },
-  });
+/** `destination: 2` sends log lines to stderr, so a CLI command's stdout carries only its result. */
+export function createLogger(opts: { level?: string; name?: string; destination?: 1 | 2 } = {}): Logger {
+  return pino(
+    {
+      name: opts.name ?? 'mediaflow',
+      level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
+      redact: { paths: REDACT, censor: '[redacted]' },
+      base: { pid: process.pid },
+    },
+    pino.destination({ fd: opts.destination ?? 1, sync: true }),
+  );
 }
 
 /** A logger that drops everything, for unit tests and tools. */

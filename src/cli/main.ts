@@ -18,7 +18,7 @@ function out(json: boolean, value: unknown, human: () => string): void {
 async function withRuntime<T>(fn: (rt: import('../runtime.js').Runtime) => Promise<T>): Promise<T> {
   const { createRuntime } = await import('../runtime.js');
   const cfg = config();
-  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
+  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', destination: 2 });
   const rt = await createRuntime(cfg, log);
   try {
     return await fn(rt);
@@ -51,7 +51,7 @@ program
   .option('--json', 'machine-readable output')
   .action(async (o: { json?: boolean }) => {
     const { migrate } = await import('../db/migrate.js');
-    const ran = await migrate(config().DATABASE_URL, createLogger({ level: 'warn' }));
+    const ran = await migrate(config().DATABASE_URL, createLogger({ level: 'warn', destination: 2 }));
     out(!!o.json, { applied: ran }, () => (ran.length ? `applied ${ran.join(', ')}` : 'no pending migrations'));
   });
 

@@ -1,10 +1,15 @@
 import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { runner } from 'node-pg-migrate';
 import type { Logger } from '../log.js';
 import { ensureDatabase } from './pool.js';
 
-export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+/** `migrations/` at the package root, from the sources (src/db) or from a build (dist/src/db). */
+export const MIGRATIONS_DIR = [
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations'),
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations'),
+].find((d) => existsSync(d))!;
 
 /** Creates the database if missing and applies pending migrations; safe to run from several processes. */
 export async function migrate(databaseUrl: string, log?: Logger, direction: 'up' | 'down' = 'up'): Promise<string[]> {

@@ -83,10 +83,12 @@ export async function claimDue(db: Queryable, token: number, limit: number, maxR
   for (const arm of ARMS) {
     if (out.length >= limit) break;
     const q = new Params();
-    const select = armSelect(arm, `m.id, ${REASON} AS reason`, q.p, maxRetentionSeconds, scope);
-    const sql = `UPDATE media m SET status = 'deleting', delete_reason = due.reason, sweep_claim = ${q.p(token)}, updated_at = now()
-      FROM (${select} ${arm.order ? `ORDER BY ${arm.order}` : ''} LIMIT ${q.p(limit - out.length)} FOR UPDATE OF m SKIP LOCKED) due
-      WHERE m.id = due.id RETURNING m.*, due.reason AS reason`;
+    const ids = `${armSelect(arm, 'm.id', q.p, maxRetentionSeconds, scope)} ${arm.order ? `ORDER BY ${arm.order}` : ''} LIMIT ${q.p(limit - out.length)} FOR UPDATE OF m SKIP LOCKED`;
+    // ANY(ARRAY(…)) keeps the update a primary-key lookup of the locked ids whatever the batch size;
+    // as a join the planner turns to a scan of the whole table once a batch is large.
+    const sql = `UPDATE media m SET status = 'deleting', delete_reason = ${REASON}, sweep_claim = ${q.p(token)}, updated_at = now()
+      WHERE m.id = ANY(ARRAY(${ids})) AND ${LIVE}
+      RETURNING m.*, m.delete_reason AS reason`;
     const { rows } = await db.query<ClaimedRow>(sql, q.values);
     out.push(...rows);
   }
@@ -103,10 +105,10 @@ function abandonedDeleting(p: Params['p']): string {
 /** Takes over abandoned `deleting` rows for lease `token`; their reason is the one they were marked with. */
 export async function claimAbandonedDeleting(db: Queryable, token: number, limit: number, scope: SweepScope = {}): Promise<ClaimedRow[]> {
   const q = new Params();
+  const ids = `SELECT m.id FROM media m WHERE ${abandonedDeleting(q.p)} AND ${scopeSql(q.p, scope)} ORDER BY m.updated_at LIMIT ${q.p(limit)} FOR UPDATE OF m SKIP LOCKED`;
   const sql = `UPDATE media m SET sweep_claim = ${q.p(token)}, updated_at = now()
-     FROM (SELECT m.id FROM media m WHERE ${abandonedDeleting(q.p)} AND ${scopeSql(q.p, scope)}
-           ORDER BY m.updated_at LIMIT ${q.p(limit)} FOR UPDATE OF m SKIP LOCKED) s
-     WHERE m.id = s.id RETURNING m.*, COALESCE(m.delete_reason, 'expired') AS reason`;
+     WHERE m.id = ANY(ARRAY(${ids})) AND m.status = 'deleting'
+     RETURNING m.*, COALESCE(m.delete_reason, 'expired') AS reason`;
   const { rows } = await db.query<ClaimedRow>(sql, q.values);
   return rows;
 }

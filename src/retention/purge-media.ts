@@ -42,14 +42,14 @@ export async function finishDeletions(
 ): Promise<MediaRow[]> {
   if (items.length === 0) return [];
   const reasonOf = new Map(items.map((i) => [i.row.id, i.reason]));
-  const deliveries: string[] = [];
-  const done = await inTransaction(db, async (c) => {
+  const { rows: done, deliveries } = await inTransaction(db, async (c) => {
+    const deliveries: string[] = [];
     const { rows } = await c.query<MediaRow>(
       `UPDATE media SET status = 'deleted', deleted_at = now(), updated_at = now(), staging_key = NULL
        WHERE id = ANY($1::text[]) AND status = 'deleting' RETURNING *`,
       [[...reasonOf.keys()]],
     );
-    if (rows.length === 0) return rows;
+    if (rows.length === 0) return { rows, deliveries };
     await c.query(
       `INSERT INTO audit_events (app_id, media_id, event, reason, bytes)
        SELECT a, m, 'media.deleted', r, b FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS t(a, m, r, b)`,
@@ -68,8 +68,9 @@ export async function finishDeletions(
       );
       deliveries.push(...ids);
     }
-    return rows;
+    return { rows, deliveries };
   });
+  // Enqueued only once committed: a job must never name a delivery a rollback took back.
   if (deliveries.length > 0) {
     // Through Queues.add, so configured webhook attempts/backoff apply; concurrent adds share the connection's pipeline.
     const results = await Promise.allSettled(deliveries.map((id) => deps.queues.add('webhook', { v: 1, deliveryId: id }, id)));

@@ -8,7 +8,9 @@
 import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { REDIS_URL } from '../helpers/env.js';
 import { isolatedEnv } from '../helpers/env.js';
 import { noiseJpeg, smallPng } from '../helpers/media.js';
 import { multipart, waitFor } from '../helpers/service.js';
@@ -69,7 +71,7 @@ describe('logs of a full flow at debug level', () => {
     const created = await runCli(['apps', 'create', '--name', 'logs', '--webhook-url', receiver.url, '--json'], iso.env);
     expect(created.code, created.stderr).toBe(0);
     const resultLine = created.stdout.trim().split('\n').find((l) => l.includes('"apiKey"'))!;
-    const { app, apiKey, webhookSecret } = JSON.parse(resultLine) as { app: { id: string }; apiKey: string; webhookSecret: string };
+    const { apiKey, webhookSecret } = JSON.parse(resultLine) as { apiKey: string; webhookSecret: string };
     const cliLogs = created.stdout.replace(resultLine, '') + created.stderr;
 
     const svc = await startServiceProcess(iso.env);
@@ -181,6 +183,19 @@ describe('logs of a full flow at debug level', () => {
       expect(withMsg.length, msg).toBeGreaterThanOrEqual(3);
       for (const l of withMsg) expect(l.mediaId).toMatch(/^med_/);
     }
-    void app;
+  });
+
+  it('warns at start, loudly, when Redis could lose or evict queued jobs', async () => {
+    const r = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    const [policy, aof, save] = await Promise.all([r.config('GET', 'maxmemory-policy'), r.config('GET', 'appendonly'), r.config('GET', 'save')]).finally(() => r.disconnect());
+    const persistenceOff = (aof as string[])[1] !== 'yes' && !(save as string[])[1];
+    const evicts = (policy as string[])[1] !== 'noeviction';
+    const iso = await isolatedEnv({ LOG_LEVEL: 'warn' });
+    cleanups.push(() => iso.cleanup());
+    const svc = await startServiceProcess(iso.env, { role: 'api' });
+    await svc.stop('SIGTERM');
+    const warnings = svc.logLines().filter((l) => l.level === 40).map((l) => String(l.msg));
+    expect(warnings.some((m) => /persistence is off/.test(m))).toBe(persistenceOff);
+    expect(warnings.some((m) => /maxmemory-policy is not noeviction/.test(m))).toBe(evicts);
   });
 });

@@ -81,7 +81,7 @@ describe('SIGTERM to --role all with 10 uploads in flight and a job running', ()
     });
     cleanups.push(() => iso.cleanup());
     const rt = await createRuntime(iso.config, silentLogger);
-    const { app, apiKey } = await createApp(rt, { name: 'shutdown' }).finally(() => rt.close());
+    const { apiKey } = await createApp(rt, { name: 'shutdown' }).finally(() => rt.close());
     const db = new pg.Client({ connectionString: iso.config.DATABASE_URL });
     await db.connect();
     cleanups.push(() => db.end());
@@ -106,8 +106,12 @@ describe('SIGTERM to --role all with 10 uploads in flight and a job running', ()
       u.send(bytes.subarray(0, bytes.length >> 1));
       return { u, bytes };
     });
-    // Until all ten have sniffed and started staging (each holds an upload lease from then on).
-    await waitFor(async () => first.logLines().filter((l) => l.msg === 'incoming request' && l.req?.method === 'POST').length >= 11, 10_000, 50);
+    // And one client that stalls mid-body and never finishes: the end of the grace must cut it.
+    const stalled = streamingUpload(`${first.url}/v1/media`, { key: apiKey, filename: 'stalled.jpg', type: 'image/jpeg' });
+    stalled.send(images[0]!.subarray(0, 100_000));
+    const stalledAnswer = stalled.response.then((r) => r.status, () => 0);
+    // Until all of them have sniffed and started staging (each holds an upload lease from then on).
+    await waitFor(async () => first.logLines().filter((l) => l.msg === 'incoming request' && l.req?.method === 'POST').length >= 12, 10_000, 50);
     await new Promise((r) => setTimeout(r, 300));
 
     const t0 = Date.now();
@@ -128,6 +132,7 @@ describe('SIGTERM to --role all with 10 uploads in flight and a job running', ()
       }),
     );
     const exit = await first.exited;
+    stalled.abort();
     const ms = Date.now() - t0;
     expect(exit, first.output().slice(-3000)).toEqual({ code: 0, signal: null });
     expect(ms).toBeLessThan(30_000);
@@ -136,6 +141,8 @@ describe('SIGTERM to --role all with 10 uploads in flight and a job running', ()
     const accepted = answers.filter((a) => a.status === 202).map((a) => a.body.data.id as string);
     for (const a of answers) expect([202, 0, 503]).toContain(a.status);
     expect(accepted.length).toBeGreaterThan(0);
+    // The stalled upload was cut: its client saw the connection end (or a 503), never a 202.
+    expect([0, 503]).toContain(await stalledAnswer);
     const logs = first.logLines();
     expect(logs.some((l) => l.msg === 'shutting down gracefully')).toBe(true);
     expect(logs.some((l) => l.msg === 'stopped')).toBe(true);
@@ -146,6 +153,9 @@ describe('SIGTERM to --role all with 10 uploads in flight and a job running', ()
     expect(rows.filter((r) => r.status === 'processing')).toEqual([]);
     // The URL job was aborted at the end of the grace and handed back, not dropped.
     expect(rows.find((r) => r.id === urlMediaId)?.status).toBe('queued');
+    // One staging object per accepted upload (they wait for a worker); none for the cut one.
+    const staging = (await walk(iso.config.DATA_DIR)).filter((f) => f.includes(`${path.sep}staging${path.sep}`));
+    expect(staging).toHaveLength(accepted.length);
 
     const second = await startServiceProcess(iso.env);
     cleanups.push(async () => second.proc.kill('SIGKILL'));

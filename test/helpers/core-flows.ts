@@ -252,7 +252,20 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
         const { rows } = await svc.running.rt.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM media');
         return rows[0]!.n;
       }
-      const leftovers = async () => (await inspector.allKeys()).filter((k) => k.startsWith('staging/') || k.startsWith('upload:') || k.endsWith('.tmp'));
+      const leftoverKeys = async () => (await inspector.allKeys()).filter((k) => k.startsWith('staging/') || k.startsWith('upload:') || k.endsWith('.tmp'));
+      /**
+       * Staging objects and pending writes, once those of earlier media have had a moment to go: a
+       * worker removes a staging object just after marking its media ready. A leftover of the
+       * request under test does not go away, and is what this returns.
+       */
+      const leftovers = async () => {
+        const deadline = Date.now() + 3000;
+        for (;;) {
+          const keys = await leftoverKeys();
+          if (keys.length === 0 || Date.now() > deadline) return keys;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
 
       it('refuses a PDF sent as kind=image with 415 at upload: no row, no staging object', async () => {
         const before = await rowCount();
