@@ -4,7 +4,8 @@
  * driver (s3rver in a child process over loopback).
  *
  *   node --import tsx bench/sweep.bench.ts
- *   SWEEP_BENCH_ROWS=100000 SWEEP_BENCH_S3_ROWS=20000 SWEEP_BENCH_APPS=100 SWEEP_BENCH_DRIVERS=fs,s3 SWEEP_BATCH_SIZE=500 (the defaults)
+ *   SWEEP_BENCH_ROWS=100000 SWEEP_BENCH_S3_ROWS=20000 SWEEP_BENCH_APPS=100 SWEEP_BENCH_DRIVERS=fs,s3
+ *   SWEEP_BENCH_CONCURRENCY=2 SWEEP_BATCH_SIZE=500 (the defaults; CONCURRENCY takes a list, e.g. 1,2)
  *
  * Reported: sweep wall time, deletes per second, RSS of this process before (after a GC) and at its
  * peak during the sweep, the longest a batch held its lease (claim → bytes deleted → rows committed:
@@ -33,6 +34,7 @@ import { bulkInsertMedia, insertApp, seedObjects } from '../test/helpers/retenti
 
 interface Row {
   driver: string;
+  concurrency: number;
   rows: number;
   seedSeconds: number;
   sweepSeconds: number;
@@ -84,7 +86,7 @@ function collectGarbage(): void {
   (runInNewContext('gc') as () => void)();
 }
 
-async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batchSize: number): Promise<Row> {
+async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batchSize: number, concurrency: number): Promise<Row> {
   const iso = await isolatedEnv();
   const pool: Pool = createPool(iso.config.DATABASE_URL);
   const redis = createRedis(iso.config.REDIS_URL, 'producer');
@@ -110,7 +112,7 @@ async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batc
 
     const { value: res, peak } = await withPeakRss(async () => {
       const t0 = performance.now();
-      const r = await sweep({ pool, store, queues, log: silentLogger }, { batchSize, maxRetentionSeconds: 90 * 24 * 3600, maxBatches: Number.MAX_SAFE_INTEGER, staging: false });
+      const r = await sweep({ pool, store, queues, log: silentLogger }, { batchSize, concurrency, maxRetentionSeconds: 90 * 24 * 3600, maxBatches: Number.MAX_SAFE_INTEGER, staging: false });
       return { ...r, seconds: (performance.now() - t0) / 1000 };
     });
     if (res.deleted !== rows || res.failed !== 0) throw new Error(`sweep deleted ${res.deleted} of ${rows} (failed ${res.failed})`);
@@ -127,6 +129,7 @@ async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batc
 
     return {
       driver,
+      concurrency,
       rows,
       seedSeconds,
       sweepSeconds: res.seconds,
@@ -159,14 +162,15 @@ export async function run(): Promise<Row[]> {
   const batchSize = Number(process.env.SWEEP_BATCH_SIZE ?? 500);
   const drivers = (process.env.SWEEP_BENCH_DRIVERS ?? 'fs,s3').split(',').map((d) => d.trim()) as Array<'fs' | 's3'>;
   const out: Row[] = [];
-  for (const d of drivers) out.push(await benchDriver(d, d === 's3' ? s3Rows : rows, apps, batchSize));
+  const lanes = (process.env.SWEEP_BENCH_CONCURRENCY ?? '2').split(',').map(Number);
+  for (const d of drivers) for (const c of lanes) out.push(await benchDriver(d, d === 's3' ? s3Rows : rows, apps, batchSize, c));
   const f = (x: number, digits = 0) => x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
   console.log(`Sweep of expired media over ${apps} apps, batch size ${batchSize}, one run (seeding not timed).\n`);
-  console.log('| driver | media | sweep s | deletes/s | store-only deletes/s (baseline) | ratio | RSS before MiB | peak RSS MiB | longest batch ms | longest transaction ms | batches | seed s |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| driver | lanes | media | sweep s | deletes/s | store-only deletes/s (baseline) | ratio | RSS before MiB | peak RSS MiB | longest batch ms | longest transaction ms | batches | seed s |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of out) {
     console.log(
-      `| ${r.driver} | ${f(r.rows)} | ${f(r.sweepSeconds, 1)} | ${f(r.deletesPerSecond)} | ${f(r.baselineDeletesPerSecond)} | ${f(r.deletesPerSecond / r.baselineDeletesPerSecond, 2)} | ${f(r.rssBeforeMiB)} | ${f(r.peakRssMiB)} | ${f(r.longestBatchMs)} | ${f(r.longestTransactionMs)} | ${r.batches} | ${f(r.seedSeconds, 1)} |`,
+      `| ${r.driver} | ${r.concurrency} | ${f(r.rows)} | ${f(r.sweepSeconds, 1)} | ${f(r.deletesPerSecond)} | ${f(r.baselineDeletesPerSecond)} | ${f(r.deletesPerSecond / r.baselineDeletesPerSecond, 2)} | ${f(r.rssBeforeMiB)} | ${f(r.peakRssMiB)} | ${f(r.longestBatchMs)} | ${f(r.longestTransactionMs)} | ${r.batches} | ${f(r.seedSeconds, 1)} |`,
     );
   }
   return out;

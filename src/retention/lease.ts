@@ -22,6 +22,10 @@ export interface SweepLease {
 
 export async function acquireLease(pool: Pool): Promise<SweepLease> {
   const client = await pool.connect();
+  // A connection that dies while the batch deletes bytes emits 'error' on a checked-out client:
+  // unheard, that would crash the process. The batch's next query fails instead, and the lease
+  // (the lock) is gone with the session, which is what lets another sweep take the rows over.
+  client.on('error', ignore);
   try {
     for (let attempt = 0; attempt < 5; attempt++) {
       const { rows } = await client.query<{ token: number; locked: boolean }>(
@@ -34,10 +38,13 @@ export async function acquireLease(pool: Pool): Promise<SweepLease> {
     }
     throw new Error('could not take a sweep lease: every token tried is held');
   } catch (err) {
+    client.off('error', ignore);
     client.release(err as Error);
     throw err;
   }
 }
+
+const ignore = (): void => undefined;
 
 function lease(client: PoolClient, token: number): SweepLease {
   let released = false;
@@ -47,6 +54,7 @@ function lease(client: PoolClient, token: number): SweepLease {
     async release() {
       if (released) return;
       released = true;
+      client.off('error', ignore);
       try {
         await client.query('SELECT pg_advisory_unlock($1, $2)', [SWEEP_LOCK_NAMESPACE, token]);
         client.release();

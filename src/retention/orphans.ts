@@ -79,6 +79,12 @@ export async function reconcileOrphans(deps: OrphanDeps, opts: OrphanOptions = {
   const limit = opts.limit ?? 1000;
   const client = await deps.pool.connect();
   let broken: Error | undefined;
+  // Held through a listing that may take minutes: a dropped connection must fail the next query,
+  // not crash the process with an unheard 'error' event.
+  const onError = (err: Error): void => {
+    broken = err;
+  };
+  client.on('error', onError);
   try {
     await client.query('DROP TABLE IF EXISTS orphan_scan');
     await client.query(
@@ -193,6 +199,7 @@ export async function reconcileOrphans(deps: OrphanDeps, opts: OrphanOptions = {
     throw err;
   } finally {
     await client.query('DROP TABLE IF EXISTS orphan_scan').catch(() => undefined);
+    client.off('error', onError);
     client.release(broken);
   }
 }

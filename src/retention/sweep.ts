@@ -18,6 +18,8 @@ export interface SweepOptions {
   maxBatches?: number;
   /** Also delete orphaned staging objects (default: on for unscoped sweeps). */
   staging?: boolean;
+  /** Batches of due rows worked on at once, each with its own lease and connection (default 2). */
+  concurrency?: number;
 }
 
 export interface SweepResult {
@@ -86,14 +88,24 @@ export async function sweep(deps: PurgeDeps, opts: SweepOptions): Promise<SweepR
       budget--;
       if (batch.claimed < opts.batchSize || batch.failed > 0) break;
     }
-    while (budget > 0) {
-      const batch = await runBatch(deps, opts, result, (db, token) => claimDue(db, token, opts.batchSize, opts.maxRetentionSeconds, scope));
-      budget--;
-      if (batch.claimed < opts.batchSize) break;
-      // Nothing of a full batch could be deleted: the store is down. Stop claiming; what was
-      // claimed answers 404 already and the next run finishes it.
-      if (batch.failed === batch.claimed) break;
-    }
+    // Lanes overlap one batch's database work with another's storage calls; SKIP LOCKED keeps
+    // their batches disjoint, exactly as between sweeper processes.
+    let done = false;
+    const lane = async (): Promise<void> => {
+      while (!done && budget > 0) {
+        budget--;
+        const batch = await runBatch(deps, opts, result, (db, token) => claimDue(db, token, opts.batchSize, opts.maxRetentionSeconds, scope));
+        // A short batch: nothing more is due. Nothing of a full batch deleted: the store is down;
+        // stop claiming, what was claimed answers 404 already and the next run finishes it.
+        if (batch.claimed < opts.batchSize || batch.failed === batch.claimed) done = true;
+      }
+    };
+    const lanes = await Promise.allSettled(Array.from({ length: Math.max(1, opts.concurrency ?? 2) }, () => lane().catch((err: unknown) => {
+      done = true;
+      throw err;
+    })));
+    const failure = lanes.find((l): l is PromiseRejectedResult => l.status === 'rejected');
+    if (failure) throw failure.reason;
 
     if (opts.staging ?? unscoped) {
       const s = await sweepStaging(deps);

@@ -140,7 +140,8 @@ describe('upload slots', () => {
     const longer = await fetch(s2.uploadUrl, { method: 'PUT', body: Buffer.concat([png, Buffer.alloc(100)]) });
     expect(longer.status).toBe(413);
     // A refused PUT does not burn the slot.
-    expect((await fetch(s2.uploadUrl, { method: 'PUT', body: png })).status).toBe(202);
+    const retry = await fetch(s2.uploadUrl, { method: 'PUT', body: png });
+    expect(retry.status, await retry.clone().text()).toBe(202);
 
     const pdfSlot = await slot('application/pdf', png.length);
     const wrong = await fetch(pdfSlot.uploadUrl, { method: 'PUT', body: png });

@@ -102,6 +102,12 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
   }, async (req, reply) => {
     const auth = authOf(req);
     const q = parseOr400(postQuery, req.query);
+    // A body that declares more than any input may be is refused before a byte of it is read.
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (req.isMultipart() && declared > Math.min(rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES) + 1024 * 1024) {
+      reply.header('connection', 'close');
+      throw tooLarge(Math.min(rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES));
+    }
     const idemKey = headerString(req.headers['idempotency-key']);
     if (idemKey !== undefined && (idemKey.length === 0 || idemKey.length > 255)) {
       throw new AppError('VALIDATION_FAILED', 'Idempotency-Key must be 1 to 255 characters', { fields: { 'Idempotency-Key': 'invalid' } });
