@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { PermanentError } from '../domain/errors.js';
 import { canonicalMime } from '../domain/policies.js';
+import { capToolTimeout } from './ffmpeg/av-limits.js';
 import { bmpToPng } from './ffmpeg/bmp-to-png.js';
+import { decodeHeif } from './heic/decode-heif.js';
 import { IMAGE_LIMITS, type ImageLimits } from './image/limits.js';
 import { planImage, stillFormatForOpacity, type ImageFacts } from './image/plan-image.js';
 import { sharpFailureError } from './image/sharp-failure.js';
@@ -13,7 +15,8 @@ import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from '.
 
 /**
  * Image → JPEG (opaque), PNG (alpha actually used), or GIF/WEBP kept animated; auto-oriented,
- * longest side ≤ 4096, every metadata block dropped.
+ * longest side ≤ 4096, every metadata block dropped. BMP (ffmpeg) and HEIC/HEIF (heif-convert) are
+ * first decoded to PNG in the scratch dir, after their headers were checked against the limits.
  *
  * Colour: pixels are converted to sRGB through the embedded ICC profile, then the profile is
  * dropped with the rest of the metadata. Keeping a Display P3 profile would keep wide-gamut
@@ -26,12 +29,9 @@ import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from '.
  */
 export async function normalizeImage(input: NormalizeInput, limits: ImageLimits = IMAGE_LIMITS): Promise<NormalizeOutput> {
   const mime = canonicalMime(input.sniffedMime);
-  const source =
-    mime === 'image/bmp'
-      ? await bmpToPng({ inputPath: input.inputPath, scratchDir: input.scratchDir, maxPixels: limits.maxPixels, signal: input.signal })
-      : input.inputPath;
+  const source = await decodedSource(input, mime, limits);
 
-  const meta = await readMetadata(source, mime);
+  const meta = await readMetadata(source);
   const facts: ImageFacts = {
     mime,
     format: meta.format,
@@ -60,7 +60,8 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
   input.signal?.throwIfAborted();
 
   const pipeline = (): Sharp => {
-    let img = sharp(source, inputOptions).timeout({ seconds: limits.timeoutSeconds }).autoOrient();
+    let img = sharp(source, inputOptions).timeout({ seconds: limits.timeoutSeconds });
+    if (plan.autoOrient) img = img.autoOrient();
     if (plan.fitLongSide !== null) img = img.resize({ width: plan.fitLongSide, height: plan.fitLongSide, fit: 'inside', withoutEnlargement: true });
     // 8-bit sRGB out: converts CMYK and 16-bit inputs, and is the space the ICC transform lands in.
     return img.toColourspace('srgb');
@@ -89,19 +90,28 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
   return { outputPath, mimeType, transform, width, height, durationMs: null, pages: null, waveform: null, variants: [] };
 }
 
-/**
- * Header-only read; an undecodable header is the image's fault. HEIC is the exception: libheif here
- * parses only AVIF-style files reliably, so a HEIC it cannot read is an unsupported format, not a
- * broken one (the client can resend it as JPEG).
- */
-async function readMetadata(path: string, mime: string): Promise<Metadata> {
+/** The file sharp reads: the upload itself, or the PNG a format sharp cannot decode was turned into. */
+async function decodedSource(input: NormalizeInput, mime: string, limits: ImageLimits): Promise<string> {
+  const common = { inputPath: input.inputPath, scratchDir: input.scratchDir, maxPixels: limits.maxPixels, signal: input.signal };
+  if (mime === 'image/bmp') return bmpToPng({ ...common, maxToolMs: input.maxToolMs });
+  if (mime === 'image/heic' || mime === 'image/heif') {
+    const decoded = await decodeHeif({
+      ...common,
+      timeoutMs: capToolTimeout(limits.timeoutSeconds * 1000, input.maxToolMs),
+      maxDecoderBytes: limits.maxDecoderBytes,
+      log: input.log,
+    });
+    return decoded.path;
+  }
+  return input.inputPath;
+}
+
+/** Header-only read; an undecodable header is the image's fault. */
+async function readMetadata(path: string): Promise<Metadata> {
   try {
     // No pixel limit here: the plan refuses oversize images with a message that says the size.
     return await sharp(path, { limitInputPixels: false, failOn: 'error' }).metadata();
   } catch (err) {
-    if (mime === 'image/heic' || mime === 'image/heif') {
-      throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', 'HEIC (HEVC) images cannot be decoded by this service; send JPEG, PNG or AVIF');
-    }
     throw sharpFailureError(err, 'reading the image header');
   }
 }

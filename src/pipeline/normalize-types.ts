@@ -14,6 +14,12 @@ export interface NormalizeInput {
   signal?: AbortSignal | undefined;
   /** 0..100, throttled here (at most about once a second, increasing only). */
   onProgress?: ((percent: number) => void) | undefined;
+  /**
+   * Caps the wall-clock limit of every tool run (ffprobe, ffmpeg, heif-convert) of this call. Unset,
+   * each run gets its budget from `toolTimeoutMs` (from the media's duration), which is the default
+   * the worker uses; a caller with a tighter deadline, or a test of a stuck run, sets it lower.
+   */
+  maxToolMs?: number | undefined;
 }
 
 export interface NormalizeVariant {

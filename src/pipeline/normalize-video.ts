@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PermanentError } from '../domain/errors.js';
 import { canonicalMime } from '../domain/policies.js';
 import { buildPosterArgs, buildVideoArgs, type InputSpec } from './ffmpeg/args.js';
-import { toolTimeoutMs, VIDEO_LIMITS, type VideoLimits } from './ffmpeg/av-limits.js';
+import { capToolTimeout, toolTimeoutMs, VIDEO_LIMITS, type VideoLimits } from './ffmpeg/av-limits.js';
 import { decideVideo, refitVideo, type VideoDecision } from './ffmpeg/decide-video.js';
 import { demuxerFor } from './ffmpeg/demuxer.js';
 import { withToolErrors } from './ffmpeg/failure.js';
@@ -27,10 +27,10 @@ export async function normalizeVideo(input: NormalizeInput, limits: VideoLimits 
   const source: InputSpec = { path: input.inputPath, demuxer, threads: limits.threads };
   const report = createProgressThrottle(input.onProgress);
 
-  const probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal });
+  const probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal, maxToolMs: input.maxToolMs });
   const sizeBytes = (await stat(input.inputPath)).size;
   let durationMs = probe.durationMs;
-  if (durationMs === null && probe.video) durationMs = await scanDuration(source, probe.video.index, limits.maxDurationMs, input.signal);
+  if (durationMs === null && probe.video) durationMs = await scanDuration(source, probe.video.index, limits.maxDurationMs, input.signal, input.maxToolMs);
 
   const first = decideVideo(probe, { durationMs, sizeBytes }, limits);
   if (first.action === 'reject') throw new PermanentError('MEDIA_REJECTED', first.reason);
@@ -43,7 +43,7 @@ export async function normalizeVideo(input: NormalizeInput, limits: VideoLimits 
     await withToolErrors(decision.action === 'remux' ? 'remuxing the video' : 'transcoding the video', () =>
       runFfmpeg({
         args: buildVideoArgs(source, decision, limits.maxDurationMs, outputPath),
-        timeoutMs: toolTimeoutMs(decision.action === 'remux' ? 'copy' : 'encode', decision.durationMs),
+        timeoutMs: capToolTimeout(toolTimeoutMs(decision.action === 'remux' ? 'copy' : 'encode', decision.durationMs), input.maxToolMs),
         signal: input.signal,
         log: input.log,
         onProgressTime: (ms) => {
@@ -71,7 +71,7 @@ export async function normalizeVideo(input: NormalizeInput, limits: VideoLimits 
     decision = next;
   }
 
-  const out = await probeMedia({ path: outputPath, demuxer: 'mov', signal: input.signal });
+  const out = await probeMedia({ path: outputPath, demuxer: 'mov', signal: input.signal, maxToolMs: input.maxToolMs });
   if (!out.video || out.video.codec !== 'h264') throw new Error('transcoding the video: the output has no H.264 stream');
 
   const posterPath = join(input.scratchDir, 'poster.jpg');
@@ -80,7 +80,7 @@ export async function normalizeVideo(input: NormalizeInput, limits: VideoLimits 
   await withToolErrors('extracting the poster frame', () =>
     runFfmpeg({
       args: buildPosterArgs({ path: outputPath, demuxer: 'mov', threads: limits.threads, seekSeconds }, posterPath),
-      timeoutMs: toolTimeoutMs('poster', null),
+      timeoutMs: capToolTimeout(toolTimeoutMs('poster', null), input.maxToolMs),
       signal: input.signal,
       log: input.log,
     }),

@@ -2,8 +2,8 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PermanentError } from '../domain/errors.js';
 import { canonicalMime } from '../domain/policies.js';
-import { buildVoiceNoteArgs, buildWaveformArgs, type InputSpec } from './ffmpeg/args.js';
-import { toolTimeoutMs, VOICE_NOTE_LIMITS, type VoiceNoteLimits } from './ffmpeg/av-limits.js';
+import { buildVoiceNoteArgs, buildVoiceNoteRemuxArgs, type InputSpec } from './ffmpeg/args.js';
+import { capToolTimeout, toolTimeoutMs, VOICE_NOTE_LIMITS, type VoiceNoteLimits } from './ffmpeg/av-limits.js';
 import { decideVoiceNote } from './ffmpeg/decide-audio.js';
 import { demuxerFor } from './ffmpeg/demuxer.js';
 import { withToolErrors } from './ffmpeg/failure.js';
@@ -15,19 +15,20 @@ import { createWaveformAccumulator } from './ffmpeg/waveform.js';
 import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from './normalize-types.js';
 
 /**
- * Voice note → OGG Opus mono 48 kHz with a 64-bar waveform. Mono OGG Opus is kept byte for byte
- * (only decoded once, for the waveform); anything else is encoded at a bitrate sized from the
- * duration, and the waveform comes from the same ffmpeg run (a second output of raw PCM on stdout).
+ * Voice note → OGG Opus mono 48 kHz with a 64-bar waveform. Mono OGG Opus keeps its packets: it is
+ * remuxed into a fresh Ogg without its comment tags; anything else is encoded at a bitrate sized
+ * from the duration. Either way the waveform comes from the same ffmpeg run (a second output of raw
+ * PCM on stdout).
  */
 export async function normalizeVoiceNote(input: NormalizeInput, limits: VoiceNoteLimits = VOICE_NOTE_LIMITS): Promise<NormalizeOutput> {
   const mime = canonicalMime(input.sniffedMime);
   const demuxer = demuxerFor(mime);
   if (!demuxer) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${mime} cannot be read as a voice note`);
   const source: InputSpec = { path: input.inputPath, demuxer, threads: limits.threads };
-  let probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal });
+  let probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal, maxToolMs: input.maxToolMs });
   if (probe.durationMs === null && probe.audio) {
     // Browser recordings (WebM) state no duration; the bitrate is chosen from it, so measure it.
-    probe = { ...probe, durationMs: await scanDuration(source, probe.audio.index, limits.maxDurationMs, input.signal) };
+    probe = { ...probe, durationMs: await scanDuration(source, probe.audio.index, limits.maxDurationMs, input.signal, input.maxToolMs) };
   }
   const sizeBytes = (await stat(input.inputPath)).size;
   const decision = decideVoiceNote(probe, mime, sizeBytes, limits);
@@ -42,12 +43,12 @@ export async function normalizeVoiceNote(input: NormalizeInput, limits: VoiceNot
   };
   const onStdout = (chunk: Buffer): void => waveform.push(chunk);
 
-  let outputPath = input.inputPath;
-  if (decision.action === 'keep') {
-    await withToolErrors('decoding the voice note', () =>
+  const outputPath = join(input.scratchDir, 'voice.ogg');
+  if (decision.action === 'remux') {
+    await withToolErrors('remuxing the voice note', () =>
       runFfmpeg({
-        args: buildWaveformArgs(source, decision.audioIndex, capMs, limits.waveformSampleRate),
-        timeoutMs: toolTimeoutMs('decode', decision.durationMs ?? limits.maxDurationMs),
+        args: buildVoiceNoteRemuxArgs(source, { audioIndex: decision.audioIndex, maxDurationMs: capMs, waveformSampleRate: limits.waveformSampleRate }, outputPath),
+        timeoutMs: capToolTimeout(toolTimeoutMs('decode', decision.durationMs ?? limits.maxDurationMs), input.maxToolMs),
         signal: input.signal,
         log: input.log,
         onProgressTime,
@@ -55,12 +56,11 @@ export async function normalizeVoiceNote(input: NormalizeInput, limits: VoiceNot
       }),
     );
   } else {
-    outputPath = join(input.scratchDir, 'voice.ogg');
     const plan = { audioIndex: decision.audioIndex, kbps: decision.kbps, maxDurationMs: capMs, waveformSampleRate: limits.waveformSampleRate };
     await withToolErrors('encoding the voice note', () =>
       runFfmpeg({
         args: buildVoiceNoteArgs(source, plan, outputPath),
-        timeoutMs: toolTimeoutMs('encode', decision.durationMs ?? limits.maxDurationMs),
+        timeoutMs: capToolTimeout(toolTimeoutMs('encode', decision.durationMs ?? limits.maxDurationMs), input.maxToolMs),
         signal: input.signal,
         log: input.log,
         onProgressTime,
@@ -77,7 +77,7 @@ export async function normalizeVoiceNote(input: NormalizeInput, limits: VoiceNot
   // The decoded sample count is the duration actually heard; the container's figure is the fallback.
   const decodedMs = Math.round((waveform.samples / limits.waveformSampleRate) * 1000);
   const durationMs = decodedMs > 0 ? decodedMs : decision.durationMs;
-  const transform = decision.action === 'keep' ? 'kept' : reencodedTransform(mime, 'audio/ogg');
+  const transform = decision.action === 'remux' ? 'remuxed' : reencodedTransform(mime, 'audio/ogg');
   input.log.info({ transform, kbps: decision.action === 'encode' ? decision.kbps : null, durationMs }, 'voice note normalized');
   return {
     outputPath,

@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AppError, isPermanent, PermanentError } from '../domain/errors.js';
+import { AppError, isPermanent, PermanentError, StorageError } from '../domain/errors.js';
+import { isDatabaseDown } from '../db/errors.js';
 import { newMediaPath, stagingKey, storageKey, variantKey } from '../domain/ids.js';
 import type { MediaKind } from '../domain/kinds.js';
 import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, inputLimitBytes, kindAccepts, type KindLimits } from '../domain/policies.js';
@@ -144,7 +145,10 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     await ctx.onProgress?.(100);
     return 'ready';
   } catch (err) {
-    if (isPermanent(err) || ctx.finalAttempt) {
+    // An outage (storage, database) is never the media's fault: it stays queued past the last
+    // attempt, and the reconciler hands it to the queue again, so an accepted upload survives an
+    // outage of any length. Other faults give up on the last attempt.
+    if (isPermanent(err) || (ctx.finalAttempt && !isOutage(err))) {
       const e = err instanceof AppError ? err : new AppError('INTERNAL', 'processing failed after all retries');
       if (!isPermanent(err)) log.error({ err }, 'processing failed on the final attempt');
       else log.info({ code: e.code, reason: e.message }, 'media rejected');
@@ -160,6 +164,12 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
   } finally {
     await rm(scratchDir, { recursive: true, force: true });
   }
+}
+
+/** Faults of what we depend on, not of the job: storage, PostgreSQL or Redis unreachable. */
+export function isOutage(err: unknown): boolean {
+  if (err instanceof StorageError || isDatabaseDown(err)) return true;
+  return err instanceof AppError && (err.code === 'STORAGE_UNAVAILABLE' || err.code === 'QUEUE_UNAVAILABLE');
 }
 
 /** Kind and type rules, decided on the whole sniffed file. */

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
 import { normalize } from '../../src/pipeline/normalize.js';
 import { fixture } from '../fixtures/generate.js';
-import { ffprobe, input, scratch, useScratch } from './normalize-helpers.js';
+import { ffprobe, input, packetMd5, scratch, useScratch } from './normalize-helpers.js';
 
 useScratch();
 
@@ -40,11 +40,19 @@ describe('(8) voice notes → OGG Opus mono', () => {
     expectRisingWaveform(out.waveform);
   });
 
-  it('mono OGG Opus is kept byte for byte, and still gets its waveform', async () => {
-    const src = await fixture('oggOpusMono');
+  it('mono OGG Opus is remuxed only: the same Opus packets, no comment tags, and its waveform', async () => {
+    const src = await fixture('oggOpusTagged');
+    const before = await ffprobe(src);
+    expect(before.format.tags ?? before.streams[0]!.tags).toMatchObject({ artist: 'Fixture Artist', title: 'Secret Title' });
     const out = await normalize(await input(src, 'audio/ogg; codecs=opus', 'voice_note'));
-    expect(out).toMatchObject({ outputPath: src, mimeType: 'audio/ogg', transform: 'kept' });
-    expect(await readFile(out.outputPath)).toEqual(await readFile(src));
+    expect(out).toMatchObject({ mimeType: 'audio/ogg', transform: 'remuxed' });
+    expect(out.outputPath).not.toBe(src);
+    await expectOggOpusMono(out.outputPath);
+    expect(await packetMd5(out.outputPath, 'a')).toBe(await packetMd5(src, 'a'));
+    const after = await ffprobe(out.outputPath);
+    expect({ ...after.format.tags, ...(after.streams[0]!.tags as Record<string, string> | undefined) }).toEqual({});
+    const bytes = await readFile(out.outputPath);
+    for (const s of ['Fixture Artist', 'Secret Title', '+48.8577', 'Lavc', 'libopus']) expect(bytes.includes(s), s).toBe(false);
     expectRisingWaveform(out.waveform);
     expect(Math.abs(out.durationMs! - 3000)).toBeLessThanOrEqual(60);
   });
@@ -65,13 +73,41 @@ describe('(8) voice notes → OGG Opus mono', () => {
 
 describe('audio', () => {
   it.each([
-    ['mp3', 'audio/mpeg', 3030],
-    ['m4a', 'audio/mp4', 3000],
-    ['oggOpusMono', 'audio/ogg', 3007],
-  ] as const)('%s is playable: kept as sent', async (name, mime, ms) => {
+    ['mp3', 'audio/mpeg', 3030, 'mp3'],
+    ['m4a', 'audio/mp4', 3000, 'mov,mp4,m4a,3gp,3g2,mj2'],
+    ['oggOpusMono', 'audio/ogg', 3007, 'ogg'],
+  ] as const)('%s is playable: its packets kept, remuxed into the same format', async (name, mime, ms, format) => {
     const src = await fixture(name);
     const out = await normalize(await input(src, mime, 'audio'));
-    expect(out).toMatchObject({ outputPath: src, mimeType: mime, transform: 'kept', durationMs: ms, waveform: null });
+    expect(out).toMatchObject({ mimeType: mime, transform: 'remuxed', durationMs: ms, waveform: null });
+    expect(out.outputPath).not.toBe(src);
+    expect((await ffprobe(out.outputPath)).format.format_name).toBe(format);
+    expect(await packetMd5(out.outputPath, 'a')).toBe(await packetMd5(src, 'a'));
+  });
+
+  it('a tagged MP3 with cover art comes out without ID3 tags or pictures, its audio packets identical', async () => {
+    const src = await fixture('mp3TaggedCover');
+    const inBytes = await readFile(src);
+    // Preconditions: ID3v2 with an APIC cover in front, ID3v1 at the end, tags ffprobe sees.
+    expect(inBytes.subarray(0, 3).toString('latin1')).toBe('ID3');
+    expect(inBytes.includes('APIC')).toBe(true);
+    expect(inBytes.subarray(-128, -125).toString('latin1')).toBe('TAG');
+    const before = await ffprobe(src);
+    expect(before.format.tags).toMatchObject({ artist: 'Fixture Artist', title: 'Secret Title' });
+    expect(before.streams.map((s) => [s.codec_type, s.codec_name])).toEqual([['audio', 'mp3'], ['video', 'mjpeg']]);
+
+    const out = await normalize(await input(src, 'audio/mpeg', 'audio'));
+    expect(out).toMatchObject({ mimeType: 'audio/mpeg', transform: 'remuxed', durationMs: 3030 });
+    const bytes = await readFile(out.outputPath);
+    // An MPEG audio frame sync first: no ID3v2 header; no ID3v1 trailer; nothing of the tags or cover.
+    expect(bytes[0]).toBe(0xff);
+    expect(bytes[1]! & 0xe0).toBe(0xe0);
+    expect(bytes.subarray(-128, -125).toString('latin1')).not.toBe('TAG');
+    for (const s of ['ID3', 'APIC', 'TPE1', 'Fixture Artist', 'Secret Title', 'Rue Fixture', 'Album cover', 'JFIF']) expect(bytes.includes(s), s).toBe(false);
+    const after = await ffprobe(out.outputPath);
+    expect(after.format.tags).toBeUndefined();
+    expect(after.streams.map((s) => [s.codec_type, s.codec_name])).toEqual([['audio', 'mp3']]);
+    expect(await packetMd5(out.outputPath, 'a')).toBe(await packetMd5(src, 'a'));
   });
 
   it.each([

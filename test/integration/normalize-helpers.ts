@@ -3,7 +3,7 @@
  * a scratch directory per test, an ffprobe reader, MP4 box order, EXIF GPS detection.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -96,4 +96,65 @@ export async function processesMentioning(needle: string): Promise<number[]> {
     }
   }
   return pids;
+}
+
+/** A process as /proc tells it: state letter (R, S, Z…), parent, process group. */
+export interface ProcInfo {
+  pid: number;
+  comm: string;
+  state: string;
+  ppid: number;
+  pgid: number;
+}
+
+export async function processTable(): Promise<ProcInfo[]> {
+  const out: ProcInfo[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'latin1');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.push({ pid: Number(entry), comm, state: f[0]!, ppid: Number(f[1]), pgid: Number(f[2]) });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** Children of this process that are media tools, in any state (a zombie included). */
+export async function toolChildren(): Promise<ProcInfo[]> {
+  return (await processTable()).filter((p) => p.ppid === process.pid && /^(ffmpeg|ffprobe|heif-convert|prlimit|strace)$/.test(p.comm));
+}
+
+/**
+ * Runs every ffmpeg/ffprobe this process starts under `strace -f -e trace=%file` (each run writes
+ * its own trace), by pointing FFMPEG_PATH/FFPROBE_PATH at wrappers: what the tools open, stat or
+ * exec is then on record, children included. `restore()` puts the environment back.
+ */
+export async function traceMediaTools(): Promise<{ dir: string; traces(): Promise<string[]>; restore(): void }> {
+  const dir = await mkdtemp(join(tmpdir(), 'mediaflow-strace-'));
+  const saved = { FFMPEG_PATH: process.env.FFMPEG_PATH, FFPROBE_PATH: process.env.FFPROBE_PATH };
+  for (const [tool, envName] of [['ffmpeg', 'FFMPEG_PATH'], ['ffprobe', 'FFPROBE_PATH']] as const) {
+    const real = saved[envName] || (await run('sh', ['-c', 'command -v "$1"', 'sh', tool])).stdout.trim();
+    const wrapper = join(dir, `${tool}-traced`);
+    await writeFile(wrapper, `#!/bin/sh\nexec strace -f -qq -e trace=%file -o '${dir}/${tool}.'$$'.trace' '${real}' "$@"\n`);
+    await chmod(wrapper, 0o755);
+    process.env[envName] = wrapper;
+  }
+  dirs.push(dir);
+  return {
+    dir,
+    async traces() {
+      const names = (await readdir(dir)).filter((n) => n.endsWith('.trace')).sort();
+      return Promise.all(names.map((n) => readFile(join(dir, n), 'utf8')));
+    },
+    restore() {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    },
+  };
 }

@@ -1,18 +1,39 @@
 /**
- * Image normalization on generated media, with the real sharp/libvips (and ffmpeg for BMP).
- * What is real: sharp 0.35, ffmpeg; nothing is mocked.
+ * Image normalization on generated media, with the real sharp/libvips (and ffmpeg for BMP,
+ * heif-convert from Debian's libheif-examples for HEIC).
+ * What is real: sharp 0.35, ffmpeg, heif-convert/heif-enc 1.15 (x265, libde265); nothing is mocked.
  */
-import { readFile } from 'node:fs/promises';
+import { access, chmod, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
+import { decodeHeif } from '../../src/pipeline/heic/decode-heif.js';
+import { HEIF_DECODER_MISSING } from '../../src/pipeline/heic/heif-failure.js';
+import { parseHeifMeta } from '../../src/pipeline/heic/heif-header.js';
 import { IMAGE_LIMITS } from '../../src/pipeline/image/limits.js';
 import { normalize } from '../../src/pipeline/normalize.js';
 import { normalizeImage } from '../../src/pipeline/normalize-image.js';
 import { fixture } from '../fixtures/generate.js';
-import { exifHasGps, input, useScratch } from './normalize-helpers.js';
+import { exifHasGps, input, processesMentioning, scratch, useScratch } from './normalize-helpers.js';
 
 useScratch();
+
+const savedHeifConvert = process.env.HEIF_CONVERT_PATH;
+afterEach(() => {
+  if (savedHeifConvert === undefined) delete process.env.HEIF_CONVERT_PATH;
+  else process.env.HEIF_CONVERT_PATH = savedHeifConvert;
+});
+
+/** A stand-in decoder that records that it was started, then does `body`. */
+async function standInDecoder(body: string): Promise<{ path: string; ran: () => Promise<boolean> }> {
+  const dir = await scratch();
+  const marker = join(dir, 'started');
+  const path = join(dir, 'heif-convert');
+  await writeFile(path, `#!/bin/sh\n: > '${marker}'\n${body}\n`);
+  await chmod(path, 0o755);
+  return { path, ran: () => access(marker).then(() => true, () => false) };
+}
 
 async function rejection(p: Promise<unknown>): Promise<PermanentError> {
   const err = await p.then(
@@ -172,10 +193,10 @@ describe('converted and refused formats', () => {
     expect((await sharp(out.outputPath).metadata()).format).toBe('jpeg');
   });
 
-  it('HEIC is refused as unsupported, with a clear reason', async () => {
+  it('a HEIF whose header names no primary image is refused before decoding', async () => {
     const err = await rejection(normalize(await input(await fixture('heicHeader'), 'image/heic', 'image')));
-    expect(err.code).toBe('UNSUPPORTED_MEDIA_TYPE');
-    expect(err.message).toMatch(/HEIC/);
+    expect(err.code).toBe('MEDIA_REJECTED');
+    expect(err.message).toBe('the HEIF file names no primary image');
   });
 
   it('JPEG magic over garbage is refused as undecodable', async () => {
@@ -192,5 +213,86 @@ describe('converted and refused formats', () => {
   it('a type the kind does not accept is 415 before any work', async () => {
     const err = await rejection(normalize(await input(await fixture('pdf'), 'application/pdf', 'image')));
     expect(err.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+  });
+});
+
+describe('(11) HEIC photos (heif-convert)', () => {
+  it('an iPhone-style HEIC (irot + Exif orientation 6 + GPS) → upright JPEG, turned once, no metadata', async () => {
+    const src = await fixture('heicRotated');
+    // Preconditions: stored 400x300 with a 90°-clockwise irot, and an Exif block with GPS and the camera.
+    const bytes = await readFile(src);
+    const metaAt = bytes.indexOf('meta', 0, 'latin1') - 4;
+    const header = parseHeifMeta(bytes.subarray(metaAt, metaAt + bytes.readUInt32BE(metaAt)));
+    expect(header.items.find((it) => it.id === header.primaryId)).toMatchObject({ type: 'hvc1', width: 400, height: 300, rotation: 270 });
+    expect(bytes.includes('FixtureCam')).toBe(true);
+
+    const out = await normalize(await input(src, 'image/heic', 'image'));
+    expect(out).toMatchObject({ mimeType: 'image/jpeg', transform: 'converted', width: 300, height: 400, variants: [] });
+    const after = await sharp(out.outputPath).metadata();
+    expect([after.format, after.width, after.height]).toEqual(['jpeg', 300, 400]);
+    expect(after.exif).toBeUndefined();
+    expect(after.orientation).toBeUndefined();
+    expect(after.icc).toBeUndefined();
+    expect((await readFile(out.outputPath)).includes('FixtureCam')).toBe(false);
+    // Turned 90° clockwise exactly once: the stored top-left red block is now top-right (twice would put it bottom-right of a 400x300).
+    expect(near(await pixel(out.outputPath, 285, 30), [255, 0, 0], 40)).toBe(true);
+    expect(near(await pixel(out.outputPath, 15, 30), [255, 0, 0], 40)).toBe(false);
+    expect(near(await pixel(out.outputPath, 150, 300), [0, 180, 60], 40)).toBe(true);
+  });
+
+  it('why the image step must not auto-orient it: the decoded PNG is upright and still carries Exif orientation 6', async () => {
+    const dir = await scratch();
+    const decoded = await decodeHeif({ inputPath: await fixture('heicRotated'), scratchDir: dir, maxPixels: 40e6, timeoutMs: 30_000, maxDecoderBytes: IMAGE_LIMITS.maxDecoderBytes });
+    expect(decoded).toMatchObject({ width: 300, height: 400, rotation: 270 });
+    const m = await sharp(decoded.path).metadata();
+    expect([m.width, m.height, m.orientation]).toEqual([300, 400, 6]);
+    expect(exifHasGps(m.exif!)).toBe(true);
+  });
+
+  it('a header declaring 50000x50000 is refused within a second; the decoder never starts', async () => {
+    const stand = await standInDecoder('exit 0');
+    process.env.HEIF_CONVERT_PATH = stand.path;
+    const started = performance.now();
+    const err = await rejection(normalize(await input(await fixture('heicBombHeader'), 'image/heic', 'image')));
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(err.code).toBe('MEDIA_REJECTED');
+    expect(err.message).toBe('the image is 50000x50000 (2500.0 MP), over the 40 MP limit');
+    expect(await stand.ran()).toBe(false);
+    // The stand-in is really what would have run: the same call on a sane HEIC starts it.
+    await normalize(await input(await fixture('heicRotated'), 'image/heic', 'image')).catch(() => undefined);
+    expect(await stand.ran()).toBe(true);
+  });
+
+  it('a coded picture larger than its header is refused after decoding, and the address-space cap bounds the decode', async () => {
+    const src = await fixture('heicLyingSize');
+    const err = await rejection(normalize(await input(src, 'image/heic', 'image')));
+    expect(err.code).toBe('MEDIA_REJECTED');
+    expect(err.message).toBe('the HEIF image decoded to 4000x3000, larger than the 400x300 its header declares');
+    // Under a 64 MB cap (a 400x300 HEIC decodes in ~32 MB) the 12 MP decode itself fails.
+    const capped = await rejection(normalizeImage(await input(src, 'image/heic', 'image'), { ...IMAGE_LIMITS, maxDecoderBytes: 64 * 1024 * 1024 }));
+    expect(capped.code).toBe('MEDIA_REJECTED');
+    expect(capped.message).toMatch(/^decoding the HEIF image: the image could not be decoded \(/);
+    const fine = await normalizeImage(await input(await fixture('heicRotated'), 'image/heic', 'image'), { ...IMAGE_LIMITS, maxDecoderBytes: 64 * 1024 * 1024 });
+    expect([fine.width, fine.height]).toEqual([300, 400]);
+  });
+
+  it('without the decoder installed, HEIC is UNSUPPORTED_MEDIA_TYPE with a clear message', async () => {
+    process.env.HEIF_CONVERT_PATH = '/nonexistent/bin/heif-convert';
+    const err = await rejection(normalize(await input(await fixture('heicRotated'), 'image/heic', 'image')));
+    expect(err.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    expect(err.message).toBe(HEIF_DECODER_MISSING);
+  });
+
+  it('a decoder that hangs is killed at the timeout with its whole group, and the file refused', async () => {
+    const stand = await standInDecoder('sleep 30 & sleep 30');
+    process.env.HEIF_CONVERT_PATH = stand.path;
+    const req = await input(await fixture('heicRotated'), 'image/heic', 'image', { maxToolMs: 500 });
+    const started = performance.now();
+    const err = await rejection(normalize(req));
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(err.code).toBe('MEDIA_REJECTED');
+    expect(err.message).toBe('decoding the HEIF image: heif-convert did not finish within 0.5 s and was stopped');
+    expect(await stand.ran()).toBe(true);
+    expect(await processesMentioning(stand.path)).toEqual([]);
   });
 });

@@ -1,15 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import {
   buildAudioArgs,
+  buildAudioRemuxArgs,
   buildBmpToPngArgs,
   buildDurationScanArgs,
   buildPosterArgs,
   buildProbeArgs,
   buildVideoArgs,
   buildVoiceNoteArgs,
-  buildWaveformArgs,
+  buildVoiceNoteRemuxArgs,
   inputArgs,
 } from '../../src/pipeline/ffmpeg/args.js';
+import { AUDIO_REMUX_TARGETS } from '../../src/pipeline/ffmpeg/decide-audio.js';
 import { demuxerFor } from '../../src/pipeline/ffmpeg/demuxer.js';
 
 const HEAD = ['-nostdin', '-y', '-hide_banner', '-loglevel', 'error', '-threads', '2', '-protocol_whitelist', 'file,pipe'];
@@ -105,11 +107,24 @@ describe('audio builders', () => {
     expect(a[a.length - 1]).toBe('file:/s/v.ogg');
     expect(a).not.toContain('pipe:1');
   });
-  it('waveform-only decode', () => {
-    expect(buildWaveformArgs({ path: '/s/v.ogg', demuxer: 'ogg', threads: 2 }, 0, 4000, 4000)).toEqual([
+  it('kept voice note: Opus packets copied into a fresh Ogg without tags, plus the PCM tap', () => {
+    expect(buildVoiceNoteRemuxArgs({ path: '/s/v.ogg', demuxer: 'ogg', threads: 2 }, { audioIndex: 0, maxDurationMs: 4000, waveformSampleRate: 4000 }, '/s/o.ogg')).toEqual([
       ...HEAD, '-f', 'ogg', '-i', 'file:/s/v.ogg',
+      '-map', '0:0', '-vn', ...STRIP, '-t', '4.000', '-c:a', 'copy', '-fflags', '+bitexact', '-f', 'ogg', 'file:/s/o.ogg',
       '-map', '0:0', '-vn', ...STRIP, '-t', '4.000', '-ac', '1', '-ar', '4000', '-c:a', 'pcm_s16le', '-f', 's16le', 'pipe:1',
     ]);
+  });
+  it('kept audio: the one stream copied, tags and cover art left behind, same container', () => {
+    expect(buildAudioRemuxArgs({ path: '/s/a.mp3', demuxer: 'mp3', threads: 2 }, { audioIndex: 0, target: AUDIO_REMUX_TARGETS['audio/mpeg']!, maxDurationMs: 10_800_000 }, '/s/o.mp3')).toEqual([
+      ...HEAD, '-f', 'mp3', '-i', 'file:/s/a.mp3',
+      '-map', '0:0', '-vn', ...STRIP, '-t', '10800.000',
+      '-c:a', 'copy', '-id3v2_version', '0', '-write_id3v1', '0', '-fflags', '+bitexact', '-f', 'mp3', 'file:/s/o.mp3',
+    ]);
+    const m4a = buildAudioRemuxArgs({ path: '/s/a.m4a', demuxer: 'mov', threads: 2 }, { audioIndex: 1, target: AUDIO_REMUX_TARGETS['audio/mp4']!, maxDurationMs: 1000 }, '/s/o.m4a');
+    expect(m4a.slice(m4a.indexOf('-c:a'))).toEqual(['-c:a', 'copy', '-movflags', '+faststart', '-fflags', '+bitexact', '-f', 'ipod', 'file:/s/o.m4a']);
+  });
+  it('every playable audio format has a remux target', () => {
+    expect(Object.keys(AUDIO_REMUX_TARGETS).sort()).toEqual(['audio/3gpp', 'audio/aac', 'audio/amr', 'audio/mp4', 'audio/mpeg', 'audio/ogg']);
   });
   it('audio: AAC in MP4 with faststart', () => {
     expect(buildAudioArgs({ path: '/s/a.flac', demuxer: 'flac', threads: 2 }, { audioIndex: 0, kbps: 128, channels: 2, maxDurationMs: 4000 }, '/s/a.m4a')).toEqual([
@@ -146,7 +161,8 @@ describe('hardening holds for every builder', () => {
     ['video', buildVideoArgs(mp4, { action: 'remux', durationMs: 1, videoIndex: 0, audioIndex: 1, width: 2, height: 2 }, 10, '/o')],
     ['voice', buildVoiceNoteArgs(webm, { audioIndex: 0, kbps: 16, maxDurationMs: 1, waveformSampleRate: 4000 }, '/o')],
     ['audio', buildAudioArgs(webm, { audioIndex: 0, kbps: 1, channels: 1, maxDurationMs: 1 }, '/o')],
-    ['wave', buildWaveformArgs(webm, 0, 1, 4000)],
+    ['voice remux', buildVoiceNoteRemuxArgs(webm, { audioIndex: 0, maxDurationMs: 1, waveformSampleRate: 4000 }, '/o')],
+    ['audio remux', buildAudioRemuxArgs(webm, { audioIndex: 0, target: AUDIO_REMUX_TARGETS['audio/ogg']!, maxDurationMs: 1 }, '/o')],
     ['poster', buildPosterArgs(mp4, '/o')],
     ['scan', buildDurationScanArgs(webm, 0, 1)],
     ['bmp', buildBmpToPngArgs({ path: '/i', demuxer: 'bmp_pipe', threads: 1 }, '/o')],

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { AUDIO_LIMITS, VIDEO_LIMITS, VOICE_NOTE_LIMITS, toolTimeoutMs } from '../../src/pipeline/ffmpeg/av-limits.js';
+import { AUDIO_LIMITS, capToolTimeout, VIDEO_LIMITS, VOICE_NOTE_LIMITS, toolTimeoutMs } from '../../src/pipeline/ffmpeg/av-limits.js';
 import { decideAudio, decideVoiceNote, voiceNoteKbps } from '../../src/pipeline/ffmpeg/decide-audio.js';
 import { decideVideo, fitEven, longSideForBitrate, refitVideo } from '../../src/pipeline/ffmpeg/decide-video.js';
 import { parseProbe, type ProbeDescription } from '../../src/pipeline/ffmpeg/probe.js';
@@ -94,6 +94,16 @@ describe('decideVideo', () => {
     expect(decideVideo(huge, { durationMs: 1000, sizeBytes: 1 }, VIDEO_LIMITS)).toMatchObject({ action: 'reject' });
   });
 
+  it('refuses an AVI whose GAB2 subtitle is not a subtitle (the HLS-in-AVI carrier), not other files with one', () => {
+    expect(decideVideo(probe('aviGab2Hls'), { durationMs: 1000, sizeBytes: 20_000 }, VIDEO_LIMITS)).toEqual({
+      action: 'reject',
+      reason: 'the AVI carries a subtitle stream that is not a subtitle (GAB2 payload of another format)',
+    });
+    // The same stream once identified (a real SRT), or an unnamed subtitle outside AVI, is not this attack.
+    expect(decideVideo({ ...probe('aviGab2Hls'), unidentifiedSubtitles: 0 }, { durationMs: 1000, sizeBytes: 20_000 }, VIDEO_LIMITS).action).toBe('transcode');
+    expect(decideVideo({ ...probe('webmVp9Opus30s'), unidentifiedSubtitles: 1 }, { durationMs: 30_008, sizeBytes: 1 }, VIDEO_LIMITS).action).toBe('transcode');
+  });
+
   it('non-compliant details force an encode: odd size, 4:4:4, high fps, anamorphic, 5.1 AAC', () => {
     const p = probe('mp4Compliant');
     const v = p.video!;
@@ -152,14 +162,23 @@ describe('sizes', () => {
 
 describe('decideAudio', () => {
   it.each([
-    ['mp3', 'audio/mpeg', 'keep'],
-    ['m4a', 'audio/mp4', 'keep'],
-    ['oggOpusMono', 'audio/ogg', 'keep'],
+    ['mp3', 'audio/mpeg', 'remux'],
+    ['m4a', 'audio/mp4', 'remux'],
+    ['oggOpusMono', 'audio/ogg', 'remux'],
     ['wav', 'audio/wav', 'encode'],
     ['flac', 'audio/flac', 'encode'],
     ['webmOpusNoDuration', 'audio/webm', 'encode'],
   ])('%s (%s) → %s', (name, mime, action) => {
     expect(decideAudio(probe(name), mime, AUDIO_LIMITS).action).toBe(action);
+  });
+  it('a playable file is remuxed into its own container (tags dropped, packets kept)', () => {
+    expect(decideAudio(probe('mp3'), 'audio/mpeg', AUDIO_LIMITS)).toEqual({
+      action: 'remux',
+      audioIndex: 0,
+      durationMs: 3030,
+      target: { muxer: 'mp3', ext: 'mp3', options: ['-id3v2_version', '0', '-write_id3v1', '0'] },
+    });
+    expect(decideAudio(probe('m4a'), 'audio/x-m4a', AUDIO_LIMITS)).toMatchObject({ action: 'remux', target: { muxer: 'ipod', ext: 'm4a' } });
   });
   it('encodes to AAC stereo at 128k, downmixing', () => {
     expect(decideAudio(probe('wav'), 'audio/wav', AUDIO_LIMITS)).toEqual({ action: 'encode', audioIndex: 0, durationMs: 3000, kbps: 128, channels: 2 });
@@ -174,8 +193,8 @@ describe('decideAudio', () => {
 });
 
 describe('decideVoiceNote', () => {
-  it('mono OGG Opus is kept', () => {
-    expect(decideVoiceNote(probe('oggOpusMono'), 'audio/ogg', 14248, VOICE_NOTE_LIMITS)).toEqual({ action: 'keep', audioIndex: 0, durationMs: 3007 });
+  it('mono OGG Opus keeps its packets (remuxed only)', () => {
+    expect(decideVoiceNote(probe('oggOpusMono'), 'audio/ogg', 14248, VOICE_NOTE_LIMITS)).toEqual({ action: 'remux', audioIndex: 0, durationMs: 3007 });
   });
   it('stereo Opus, MP3, WAV are encoded at the speech ceiling for short notes', () => {
     const stereo = probe('oggOpusMono');
@@ -204,5 +223,11 @@ describe('toolTimeoutMs', () => {
     expect(toolTimeoutMs('encode', 60_000)).toBe(240_000);
     expect(toolTimeoutMs('copy', 600_000)).toBe(90_000);
     expect(toolTimeoutMs('decode', 60_000)).toBe(60_000);
+  });
+  it("a caller's cap only ever lowers it; no cap keeps the default", () => {
+    expect(capToolTimeout(30_000, undefined)).toBe(30_000);
+    expect(capToolTimeout(30_000, 1500)).toBe(1500);
+    expect(capToolTimeout(30_000, 90_000)).toBe(30_000);
+    expect(capToolTimeout(30_000, 0)).toBe(30_000);
   });
 });

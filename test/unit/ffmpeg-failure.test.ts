@@ -14,9 +14,13 @@ describe('classifyToolFailure', () => {
   ])('ffmpeg exit 1 with %j → %s', (stderrTail, kind) => {
     expect(classifyToolFailure({ ...base, stderrTail })).toBe(kind);
   });
-  it('a signal or a timeout is always transient, whatever stderr says', () => {
+  it('a signal from outside is transient, whatever stderr says', () => {
     expect(classifyToolFailure({ ...base, exitCode: null, exitSignal: 'SIGKILL', stderrTail: 'Invalid data found' })).toBe('transient');
-    expect(classifyToolFailure({ ...base, timedOut: true, stderrTail: 'Invalid data found' })).toBe('transient');
+    expect(classifyToolFailure({ ...base, exitCode: null, exitSignal: 'SIGTERM' })).toBe('transient');
+  });
+  it('our own timeout is final: the budget is far above the work, so the input is what is stuck', () => {
+    expect(classifyToolFailure({ ...base, exitCode: null, exitSignal: 'SIGKILL', timedOut: true })).toBe('content');
+    expect(classifyToolFailure({ ...base, tool: 'ffprobe', exitCode: null, exitSignal: 'SIGKILL', timedOut: true })).toBe('content');
   });
   it('ffprobe failing on our own scratch file means the media is unreadable', () => {
     expect(classifyToolFailure({ ...base, tool: 'ffprobe', stderrTail: 'something new' })).toBe('content');
@@ -32,6 +36,13 @@ describe('toolFailureError', () => {
     const t = toolFailureError({ ...base, exitCode: null, exitSignal: 'SIGKILL' }, 'transcoding');
     expect(t).not.toBeInstanceOf(PermanentError);
     expect(t.message).toBe('transcoding: ffmpeg was killed by SIGKILL');
+  });
+  it('a timeout says which tool, what it was doing, and the limit', () => {
+    const e = toolFailureError({ ...base, tool: 'ffprobe', exitCode: null, exitSignal: 'SIGKILL', timedOut: true, timeoutMs: 1500 }, 'probing the media');
+    expect(e).toBeInstanceOf(PermanentError);
+    expect((e as PermanentError).code).toBe('MEDIA_REJECTED');
+    expect(e.message).toBe('probing the media: ffprobe did not finish within 1.5 s and was stopped (the input stalls or is too costly to process)');
+    expect(toolFailureError({ ...base, exitSignal: 'SIGKILL', timedOut: true, timeoutMs: 30_000 }, 'x').message).toMatch(/^x: ffmpeg did not finish within 30 s /);
   });
   it('summarizeStderr keeps the last meaningful line, bounded', () => {
     expect(summarizeStderr('\n\n[aac @ 0x7f] Too many bits\n\n')).toBe('Too many bits');

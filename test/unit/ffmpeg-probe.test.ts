@@ -22,6 +22,7 @@ describe('parseProbe on recorded ffprobe 5.1 output', () => {
       },
       audio: { index: 1, codec: 'opus', profile: null, sampleRate: 48000, channels: 2, bitRate: null },
       streamCounts: { video: 1, audio: 1, attachedPictures: 0, other: 0 },
+      unidentifiedSubtitles: 0,
     });
   });
 
@@ -37,6 +38,7 @@ describe('parseProbe on recorded ffprobe 5.1 output', () => {
       },
       audio: { index: 1, codec: 'aac', profile: 'LC', sampleRate: 44100, channels: 1, bitRate: 96430 },
       streamCounts: { video: 1, audio: 1, attachedPictures: 0, other: 0 },
+      unidentifiedSubtitles: 0,
     });
   });
 
@@ -67,6 +69,14 @@ describe('parseProbe on recorded ffprobe 5.1 output', () => {
     }
   });
 
+  it('the HLS-in-AVI carrier: raw video plus a GAB2 subtitle ffmpeg could not name', () => {
+    const p = parseProbe(recorded('aviGab2Hls'));
+    expect(p.formatNames).toEqual(['avi']);
+    expect(p.video).toMatchObject({ codec: 'rawvideo', width: 16, height: 16 });
+    expect(p.streamCounts).toEqual({ video: 1, audio: 0, attachedPictures: 0, other: 1 });
+    expect(p.unidentifiedSubtitles).toBe(1);
+  });
+
   it('a MediaRecorder-style WebM states no duration: null, not 0', () => {
     const p = parseProbe(recorded('webmOpusNoDuration'));
     expect(p.durationMs).toBeNull();
@@ -87,6 +97,7 @@ describe('parseProbe edge cases', () => {
     });
     expect(p.video).toBeNull();
     expect(p.streamCounts).toEqual({ video: 0, audio: 1, attachedPictures: 1, other: 1 });
+    expect(p.unidentifiedSubtitles).toBe(0);
     expect(p.durationMs).toBe(1500);
   });
 

@@ -11,7 +11,7 @@ const jpeg: ImageFacts = { mime: 'image/jpeg', format: 'jpeg', width: 4000, heig
 
 describe('planImage', () => {
   it('opaque photo → JPEG, no resize under 4096', () => {
-    expect(planImage(jpeg, IMAGE_LIMITS)).toEqual({ action: 'encode', animated: false, output: 'jpeg', fitLongSide: null, limitInputPixels: 40_000_000 });
+    expect(planImage(jpeg, IMAGE_LIMITS)).toEqual({ action: 'encode', animated: false, output: 'jpeg', fitLongSide: null, limitInputPixels: 40_000_000, autoOrient: true });
   });
   it('longest side over 4096 → fit 4096, whatever the orientation', () => {
     expect(planImage({ ...jpeg, width: 3000, height: 5000 }, IMAGE_LIMITS)).toMatchObject({ fitLongSide: 4096 });
@@ -22,7 +22,7 @@ describe('planImage', () => {
   });
   it('animated GIF stays GIF, animated WEBP stays WEBP, with an all-frames pixel limit', () => {
     const gif = { ...jpeg, mime: 'image/gif', format: 'gif', width: 320, height: 240, pages: 20 };
-    expect(planImage(gif, IMAGE_LIMITS)).toEqual({ action: 'encode', animated: true, output: 'gif', fitLongSide: null, limitInputPixels: 100_000_000 });
+    expect(planImage(gif, IMAGE_LIMITS)).toEqual({ action: 'encode', animated: true, output: 'gif', fitLongSide: null, limitInputPixels: 100_000_000, autoOrient: true });
     expect(planImage({ ...gif, mime: 'image/webp', format: 'webp' }, IMAGE_LIMITS)).toMatchObject({ animated: true, output: 'webp' });
   });
   it('a multi-page TIFF is a still (first page)', () => {
@@ -57,7 +57,13 @@ describe('planImage', () => {
     expect(planImage({ ...jpeg, width: 0 }, IMAGE_LIMITS)).toMatchObject({ action: 'reject' });
   });
   it('BMP arrives as the PNG ffmpeg made of it', () => {
-    expect(planImage({ ...jpeg, mime: 'image/bmp', format: 'png' }, IMAGE_LIMITS).action).toBe('encode');
+    expect(planImage({ ...jpeg, mime: 'image/bmp', format: 'png' }, IMAGE_LIMITS)).toMatchObject({ action: 'encode', autoOrient: true });
+  });
+  it('HEIC/HEIF arrive as the PNG heif-convert made, upright already: not oriented a second time', () => {
+    expect(planImage({ ...jpeg, mime: 'image/heic', format: 'png' }, IMAGE_LIMITS)).toMatchObject({ action: 'encode', output: 'jpeg', autoOrient: false });
+    expect(planImage({ ...jpeg, mime: 'image/heif', format: 'png', hasAlpha: true }, IMAGE_LIMITS)).toMatchObject({ output: 'by-opacity', autoOrient: false });
+    // Undecoded HEVC bytes never reach sharp as HEIC.
+    expect(planImage({ ...jpeg, mime: 'image/heic', format: 'heif', compression: 'hevc' }, IMAGE_LIMITS)).toMatchObject({ action: 'reject' });
   });
 });
 

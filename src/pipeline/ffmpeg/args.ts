@@ -166,9 +166,63 @@ export function buildVoiceNoteArgs(input: InputSpec, plan: VoiceNotePlan, output
   return args;
 }
 
-/** Decode only, for the waveform of a voice note kept as sent. */
-export function buildWaveformArgs(input: InputSpec, audioIndex: number, maxDurationMs: number, sampleRate: number): string[] {
-  return [...inputArgs(input), ...waveformOutput(audioIndex, maxDurationMs, sampleRate)];
+/** A muxer and its options: how a kept format is written back out. */
+export interface RemuxTarget {
+  muxer: string;
+  ext: string;
+  options: readonly string[];
+}
+
+export interface AudioRemuxPlan {
+  audioIndex: number;
+  target: RemuxTarget;
+  maxDurationMs: number;
+}
+
+/**
+ * The one audio stream copied into a fresh container of the same format: packets unchanged, and
+ * nothing else carried over (ID3v2/ID3v1 frames, Vorbis comments, iTunes atoms, cover art — an
+ * attached picture is a video stream, left out by the single `-map`).
+ */
+export function buildAudioRemuxArgs(input: InputSpec, plan: AudioRemuxPlan, outputPath: string): string[] {
+  return [
+    ...inputArgs(input),
+    '-map',
+    `0:${plan.audioIndex}`,
+    '-vn',
+    ...STRIP,
+    '-t',
+    seconds(plan.maxDurationMs),
+    '-c:a',
+    'copy',
+    ...plan.target.options,
+    '-fflags',
+    '+bitexact',
+    '-f',
+    plan.target.muxer,
+    `file:${outputPath}`,
+  ];
+}
+
+/** A mono OGG Opus voice note remuxed without its tags, and its waveform decoded in the same run. */
+export function buildVoiceNoteRemuxArgs(input: InputSpec, plan: Omit<VoiceNotePlan, 'kbps' | 'waveformSampleRate'> & { waveformSampleRate: number }, outputPath: string): string[] {
+  return [
+    ...inputArgs(input),
+    '-map',
+    `0:${plan.audioIndex}`,
+    '-vn',
+    ...STRIP,
+    '-t',
+    seconds(plan.maxDurationMs),
+    '-c:a',
+    'copy',
+    '-fflags',
+    '+bitexact',
+    '-f',
+    'ogg',
+    `file:${outputPath}`,
+    ...waveformOutput(plan.audioIndex, plan.maxDurationMs, plan.waveformSampleRate),
+  ];
 }
 
 export interface AudioPlan {

@@ -111,3 +111,11 @@ export function toolTimeoutMs(op: ToolOperation, durationMs: number | null): num
       return 60_000 + d * 3;
   }
 }
+
+/**
+ * A run's limit under the caller's cap (`NormalizeInput.maxToolMs`: a job with a tighter deadline,
+ * or a test that wants a stuck run stopped quickly); no cap keeps the budget above.
+ */
+export function capToolTimeout(ms: number, maxToolMs: number | undefined): number {
+  return maxToolMs !== undefined && maxToolMs > 0 ? Math.min(ms, maxToolMs) : ms;
+}

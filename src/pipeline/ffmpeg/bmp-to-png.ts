@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PermanentError } from '../../domain/errors.js';
 import { readBmpHeader } from '../image/bmp-header.js';
 import { buildBmpToPngArgs } from './args.js';
-import { toolTimeoutMs } from './av-limits.js';
+import { capToolTimeout, toolTimeoutMs } from './av-limits.js';
 import { withToolErrors } from './failure.js';
 import { runFfmpeg } from './run.js';
 
@@ -12,6 +12,7 @@ export interface BmpToPngInput {
   scratchDir: string;
   maxPixels: number;
   signal?: AbortSignal | undefined;
+  maxToolMs?: number | undefined;
 }
 
 /**
@@ -36,7 +37,7 @@ export async function bmpToPng(input: BmpToPngInput): Promise<string> {
   await withToolErrors('decoding the BMP', () =>
     runFfmpeg({
       args: buildBmpToPngArgs({ path: input.inputPath, demuxer: 'bmp_pipe', threads: 1 }, outputPath),
-      timeoutMs: toolTimeoutMs('poster', null),
+      timeoutMs: capToolTimeout(toolTimeoutMs('poster', null), input.maxToolMs),
       signal: input.signal,
     }),
   );

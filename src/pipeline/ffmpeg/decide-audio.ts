@@ -3,6 +3,7 @@
  * the rest, and size a voice note's bitrate from its duration.
  */
 import { canonicalMime } from '../../domain/policies.js';
+import type { RemuxTarget } from './args.js';
 import type { AudioLimits, VoiceNoteLimits } from './av-limits.js';
 import type { ProbeDescription } from './probe.js';
 
@@ -16,9 +17,23 @@ const PLAYABLE: Readonly<Record<string, readonly string[]>> = {
   'audio/3gpp': ['amr_nb', 'amr_wb', 'aac'],
 };
 
+/**
+ * How each playable format is written back when kept: the same container with the stream copied,
+ * so the tags go and the sound stays. mp3 without any ID3 frame (`-id3v2_version 0`), MP4 audio
+ * as M4A (`ipod`) with the index first.
+ */
+export const AUDIO_REMUX_TARGETS: Readonly<Record<string, RemuxTarget>> = {
+  'audio/mpeg': { muxer: 'mp3', ext: 'mp3', options: ['-id3v2_version', '0', '-write_id3v1', '0'] },
+  'audio/aac': { muxer: 'adts', ext: 'aac', options: [] },
+  'audio/mp4': { muxer: 'ipod', ext: 'm4a', options: ['-movflags', '+faststart'] },
+  'audio/ogg': { muxer: 'ogg', ext: 'ogg', options: [] },
+  'audio/amr': { muxer: 'amr', ext: 'amr', options: [] },
+  'audio/3gpp': { muxer: '3gp', ext: '3gp', options: ['-movflags', '+faststart'] },
+};
+
 export type AudioDecision =
   | { action: 'reject'; reason: string }
-  | { action: 'keep'; audioIndex: number; durationMs: number | null }
+  | { action: 'remux'; audioIndex: number; durationMs: number | null; target: RemuxTarget }
   | { action: 'encode'; audioIndex: number; durationMs: number | null; kbps: number; channels: number };
 
 function durationCheck(durationMs: number | null, maxMs: number, what: string): string | null {
@@ -33,9 +48,11 @@ export function decideAudio(probe: ProbeDescription, sniffedMime: string, limits
   if (!a) return { action: 'reject', reason: 'the file has no audio stream' };
   const tooLong = durationCheck(probe.durationMs, limits.maxDurationMs, 'audio');
   if (tooLong) return { action: 'reject', reason: tooLong };
-  const playable = PLAYABLE[canonicalMime(sniffedMime)]?.includes(a.codec) ?? false;
+  const mime = canonicalMime(sniffedMime);
+  const playable = PLAYABLE[mime]?.includes(a.codec) ?? false;
+  const target = AUDIO_REMUX_TARGETS[mime];
   // A real video track in an "audio" file (an M4A that is a film) would be stored as audio: drop it by encoding.
-  if (playable && probe.streamCounts.video === 0) return { action: 'keep', audioIndex: a.index, durationMs: probe.durationMs };
+  if (playable && target && probe.streamCounts.video === 0) return { action: 'remux', audioIndex: a.index, durationMs: probe.durationMs, target };
   return {
     action: 'encode',
     audioIndex: a.index,
@@ -47,7 +64,8 @@ export function decideAudio(probe: ProbeDescription, sniffedMime: string, limits
 
 export type VoiceNoteDecision =
   | { action: 'reject'; reason: string }
-  | { action: 'keep'; audioIndex: number; durationMs: number | null }
+  /** Mono OGG Opus: the packets are kept, remuxed into a fresh Ogg without the comment tags. */
+  | { action: 'remux'; audioIndex: number; durationMs: number | null }
   | { action: 'encode'; audioIndex: number; durationMs: number | null; kbps: number };
 
 /**
@@ -78,6 +96,6 @@ export function decideVoiceNote(
     probe.streamCounts.audio === 1 &&
     probe.streamCounts.video === 0 &&
     probe.streamCounts.attachedPictures === 0;
-  if (isMonoOggOpus && sizeBytes <= limits.maxBytes) return { action: 'keep', audioIndex: a.index, durationMs: probe.durationMs };
+  if (isMonoOggOpus && sizeBytes <= limits.maxBytes) return { action: 'remux', audioIndex: a.index, durationMs: probe.durationMs };
   return { action: 'encode', audioIndex: a.index, durationMs: probe.durationMs, kbps: voiceNoteKbps(probe.durationMs, limits) };
 }

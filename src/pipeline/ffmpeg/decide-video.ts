@@ -102,6 +102,12 @@ function fmtMinutes(ms: number): string {
 export function decideVideo(probe: ProbeDescription, facts: VideoFacts, limits: VideoLimits): VideoDecision {
   const v = probe.video;
   if (!v) return { action: 'reject', reason: 'the file has no video stream' };
+  // An AVI subtitle stream is a GAB2 packet that ffmpeg hands to an inner demuxer chosen by probing
+  // the payload; one it cannot name a subtitle codec for carried something else (the "HLS playlist
+  // in an AVI" attack). ffmpeg 5.1 refuses such inner demuxers, and this refuses the file.
+  if (probe.unidentifiedSubtitles > 0 && probe.formatNames.includes('avi')) {
+    return { action: 'reject', reason: 'the AVI carries a subtitle stream that is not a subtitle (GAB2 payload of another format)' };
+  }
   const durationMs = facts.durationMs;
   if (durationMs === null || durationMs <= 0) return { action: 'reject', reason: 'the video has no measurable duration' };
   if (durationMs > limits.maxDurationMs) {

@@ -1,11 +1,14 @@
 import { PermanentError } from '../../domain/errors.js';
+import type { Tool } from './run.js';
 
 export interface ToolFailure {
-  tool: 'ffmpeg' | 'ffprobe';
+  tool: Tool;
   exitCode: number | null;
   exitSignal: string | null;
   stderrTail: string;
   timedOut: boolean;
+  /** The wall-clock limit the run hit, when `timedOut`. */
+  timeoutMs?: number | null | undefined;
 }
 
 /**
@@ -34,16 +37,31 @@ const CONTENT_PATTERNS: readonly RegExp[] = [
  * Decides the failure kind from how the tool ended, in one place (CONVENTIONS 7). ffprobe runs
  * only on our scratch file, so any exit code from it (not a signal) means it could not read the
  * media; ffmpeg exits 1 for our own mistakes too, so only known content messages are final.
+ *
+ * Our own wall-clock timeout is final too: the budgets (`toolTimeoutMs`) are about ten times what
+ * the work takes on this hardware, so a run that reaches one is stuck on its input (a stream that
+ * never ends, a pathological file). Retrying would hold a worker that long again, per attempt, for
+ * every such upload. Other signals (the OOM killer, an operator) stay transient.
  */
 export function classifyToolFailure(f: ToolFailure): 'content' | 'transient' {
-  if (f.timedOut || f.exitSignal !== null || f.exitCode === null) return 'transient';
+  if (f.timedOut) return 'content';
+  if (f.exitSignal !== null || f.exitCode === null) return 'transient';
   if (f.tool === 'ffprobe') return 'content';
   return CONTENT_PATTERNS.some((re) => re.test(f.stderrTail)) ? 'content' : 'transient';
+}
+
+/** "30 s", "1.5 s": a limit as the error message says it. */
+export function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
 /** The error a step throws for a failed tool run: PermanentError for content, a plain Error otherwise. */
 export function toolFailureError(f: ToolFailure, what: string): Error {
   const tail = summarizeStderr(f.stderrTail);
+  if (f.timedOut) {
+    const limit = f.timeoutMs ? ` within ${formatSeconds(f.timeoutMs)}` : ' in time';
+    return new PermanentError('MEDIA_REJECTED', `${what}: ${f.tool} did not finish${limit} and was stopped (the input stalls or is too costly to process)`);
+  }
   if (classifyToolFailure(f) === 'content') {
     return new PermanentError('MEDIA_REJECTED', `${what}: the media could not be decoded${tail ? ` (${tail})` : ''}`);
   }
@@ -74,6 +92,6 @@ export async function withToolErrors<T>(what: string, run: () => Promise<T>): Pr
   }
 }
 
-function isToolFailure(err: unknown): err is ToolFailure {
+export function isToolFailure(err: unknown): err is ToolFailure {
   return err instanceof Error && err.name === 'ToolExitError' && 'stderrTail' in err && 'tool' in err;
 }

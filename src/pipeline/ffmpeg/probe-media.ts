@@ -1,6 +1,6 @@
 import { PermanentError } from '../../domain/errors.js';
 import { buildProbeArgs } from './args.js';
-import { toolTimeoutMs } from './av-limits.js';
+import { capToolTimeout, toolTimeoutMs } from './av-limits.js';
 import { withToolErrors } from './failure.js';
 import { parseProbe, type ProbeDescription } from './probe.js';
 import { runFfprobe } from './run.js';
@@ -9,12 +9,14 @@ export interface ProbeMediaInput {
   path: string;
   demuxer: string;
   signal?: AbortSignal | undefined;
+  /** Caps the probe's timeout (see NormalizeInput.maxToolMs). */
+  maxToolMs?: number | undefined;
 }
 
 /** ffprobe with the forced demuxer; unreadable media is a final MEDIA_REJECTED, a killed probe is transient. */
 export async function probeMedia(input: ProbeMediaInput): Promise<ProbeDescription> {
   const { stdout } = await withToolErrors('probing the media', () =>
-    runFfprobe({ args: buildProbeArgs(input.path, input.demuxer), timeoutMs: toolTimeoutMs('probe', null), signal: input.signal }),
+    runFfprobe({ args: buildProbeArgs(input.path, input.demuxer), timeoutMs: capToolTimeout(toolTimeoutMs('probe', null), input.maxToolMs), signal: input.signal }),
   );
   let json: unknown;
   try {

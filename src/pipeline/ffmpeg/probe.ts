@@ -43,6 +43,8 @@ export interface ProbeDescription {
   /** The first audio stream. */
   audio: ProbeAudio | null;
   streamCounts: { video: number; audio: number; attachedPictures: number; other: number };
+  /** Subtitle streams ffprobe could not name a codec for (see decideVideo: GAB2 in AVI). */
+  unidentifiedSubtitles: number;
 }
 
 type Json = Record<string, unknown>;
@@ -103,6 +105,7 @@ export function parseProbe(json: unknown): ProbeDescription {
   const streams = Array.isArray(json.streams) ? json.streams.filter(isObject) : [];
 
   const counts = { video: 0, audio: 0, attachedPictures: 0, other: 0 };
+  let unidentifiedSubtitles = 0;
   let video: ProbeVideo | null = null;
   let audio: ProbeAudio | null = null;
   let longestStreamMs: number | null = null;
@@ -155,6 +158,7 @@ export function parseProbe(json: unknown): ProbeDescription {
       };
     } else {
       counts.other += 1;
+      if (type === 'subtitle' && codec === 'unknown') unidentifiedSubtitles += 1;
     }
   }
 
@@ -167,5 +171,6 @@ export function parseProbe(json: unknown): ProbeDescription {
     video,
     audio,
     streamCounts: counts,
+    unidentifiedSubtitles,
   };
 }

@@ -1,6 +1,6 @@
 /**
- * The one module that starts ffmpeg and ffprobe. Everything else builds argument lists with pure
- * functions and hands them here.
+ * The one module that starts the media tools: ffmpeg, ffprobe and heif-convert (libheif's decoder,
+ * for HEIC photos). Everything else builds argument lists with pure functions and hands them here.
  *
  * Why plain `spawn` and not fluent-ffmpeg: its repository is archived, it probes ffmpeg's
  * capabilities once per process (0.1–0.2 s), and its command builder would duplicate the pure
@@ -14,13 +14,24 @@
  *   waveform) and stderr for diagnostics, of which only a tail is kept for the error message.
  * - `-timelimit` (ffmpeg's RLIMIT_CPU) is a backstop for a child that outlives us: if this
  *   process dies, nothing here can kill the group any more, but the kernel still will.
+ * - Tools without such an option (heif-convert) are started through util-linux's `prlimit`, which
+ *   sets RLIMIT_CPU and RLIMIT_AS and then execs the tool in place (same pid, same group): the
+ *   address-space cap bounds a decoder whose input lies about its size in ways no header check sees.
  */
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../../log.js';
 import { createProgressParser } from './progress.js';
 
-export type Tool = 'ffmpeg' | 'ffprobe';
+export type Tool = 'ffmpeg' | 'ffprobe' | 'heif-convert';
+
+/** Kernel limits for one run, set by `prlimit` before the tool starts. */
+export interface ToolRlimits {
+  /** RLIMIT_AS: allocations past it fail inside the tool, which then exits with an error. */
+  addressSpaceBytes: number;
+  /** RLIMIT_CPU: the kernel kills the tool (SIGXCPU, then SIGKILL) past this many CPU seconds. */
+  cpuSeconds: number;
+}
 
 export interface RunToolOptions {
   args: readonly string[];
@@ -35,6 +46,8 @@ export interface RunToolOptions {
   collectStdoutBytes?: number | undefined;
   /** Told the child's pid (= its process group id) once it is started: for logs and for tests of the kill. */
   onSpawn?: ((pid: number) => void) | undefined;
+  /** When set, the tool runs under `prlimit` with these limits. */
+  rlimits?: ToolRlimits | undefined;
   log?: Logger | undefined;
 }
 
@@ -51,7 +64,9 @@ export class ToolExitError extends Error {
   readonly exitSignal: NodeJS.Signals | null;
   readonly stderrTail: string;
   readonly timedOut: boolean;
-  constructor(tool: Tool, exitCode: number | null, exitSignal: NodeJS.Signals | null, stderrTail: string, timedOut: boolean) {
+  /** The wall-clock limit of the run (what it hit, when `timedOut`). */
+  readonly timeoutMs: number | null;
+  constructor(tool: Tool, exitCode: number | null, exitSignal: NodeJS.Signals | null, stderrTail: string, timedOut: boolean, timeoutMs: number | null = null) {
     const why = timedOut ? 'timed out' : exitSignal ? `was killed by ${exitSignal}` : `exited with code ${exitCode}`;
     super(`${tool} ${why}${stderrTail ? `: ${lastLines(stderrTail, 3)}` : ''}`);
     this.name = 'ToolExitError';
@@ -60,15 +75,33 @@ export class ToolExitError extends Error {
     this.exitSignal = exitSignal;
     this.stderrTail = stderrTail;
     this.timedOut = timedOut;
+    this.timeoutMs = timeoutMs;
   }
 }
 
 const STDERR_TAIL_BYTES = 4096;
 
-/** The binary to run: `FFMPEG_PATH` / `FFPROBE_PATH` when set (read per call so tests can point elsewhere), else PATH. */
+const BINARY_ENV: Readonly<Record<Tool, string>> = { ffmpeg: 'FFMPEG_PATH', ffprobe: 'FFPROBE_PATH', 'heif-convert': 'HEIF_CONVERT_PATH' };
+
+/**
+ * The binary to run: `FFMPEG_PATH` / `FFPROBE_PATH` / `HEIF_CONVERT_PATH` when set (read per call
+ * so tests can point elsewhere), else the tool's name, looked up on PATH.
+ */
 export function toolBinary(tool: Tool): string {
-  const fromEnv = tool === 'ffmpeg' ? process.env.FFMPEG_PATH : process.env.FFPROBE_PATH;
+  const fromEnv = process.env[BINARY_ENV[tool]];
   return fromEnv && fromEnv.trim() !== '' ? fromEnv : tool;
+}
+
+/**
+ * What is executed for one run (pure): the tool itself, or `prlimit` with the limits and then the
+ * tool. `--` ends prlimit's options, so nothing in the tool's arguments can be read as one of them.
+ */
+export function spawnCommand(binary: string, args: readonly string[], rlimits?: ToolRlimits): { file: string; args: string[] } {
+  if (!rlimits) return { file: binary, args: [...args] };
+  return {
+    file: 'prlimit',
+    args: [`--as=${Math.floor(rlimits.addressSpaceBytes)}`, `--cpu=${Math.ceil(rlimits.cpuSeconds)}`, '--', binary, ...args],
+  };
 }
 
 /** Process groups still running, killed if this process exits first (a crash, `process.exit`). */
@@ -106,8 +139,9 @@ export function runTool(tool: Tool, opts: RunToolOptions): Promise<RunToolResult
   }
   args.push(...opts.args);
 
+  const command = spawnCommand(toolBinary(tool), args, opts.rlimits);
   return new Promise<RunToolResult>((resolve, reject) => {
-    const child = spawn(toolBinary(tool), args, {
+    const child = spawn(command.file, command.args, {
       detached: true,
       shell: false,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
@@ -191,9 +225,9 @@ export function runTool(tool: Tool, opts: RunToolOptions): Promise<RunToolResult
       if (stdoutOverflow) return finish(new Error(`${tool} wrote more than ${opts.collectStdoutBytes} bytes to stdout`));
       if (timedOut) {
         opts.log?.warn({ tool, timeoutMs: opts.timeoutMs }, 'media tool timed out; process group killed');
-        return finish(new ToolExitError(tool, code, sig, stderrTail, true));
+        return finish(new ToolExitError(tool, code, sig, stderrTail, true, opts.timeoutMs));
       }
-      if (code !== 0) return finish(new ToolExitError(tool, code, sig, stderrTail, false));
+      if (code !== 0) return finish(new ToolExitError(tool, code, sig, stderrTail, false, opts.timeoutMs));
       finish(null, { stdout: Buffer.concat(stdoutParts), stderrTail, wallMs });
     });
   });
@@ -207,6 +241,11 @@ export function runFfmpeg(opts: RunToolOptions): Promise<RunToolResult> {
 /** ffprobe, its JSON collected from stdout (bounded: a probe answer is a few KB). */
 export function runFfprobe(opts: Omit<RunToolOptions, 'onProgressTime' | 'onStdout'>): Promise<RunToolResult> {
   return runTool('ffprobe', { collectStdoutBytes: 4 * 1024 * 1024, ...opts });
+}
+
+/** heif-convert (libheif's example decoder) under `prlimit`: it has no resource options of its own. */
+export function runHeifConvert(opts: Omit<RunToolOptions, 'onProgressTime' | 'onStdout' | 'collectStdoutBytes' | 'rlimits'> & { rlimits: ToolRlimits }): Promise<RunToolResult> {
+  return runTool('heif-convert', opts);
 }
 
 function abortReason(signal: AbortSignal): unknown {

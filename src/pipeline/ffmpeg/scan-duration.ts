@@ -1,5 +1,5 @@
 import { buildDurationScanArgs, type InputSpec } from './args.js';
-import { toolTimeoutMs } from './av-limits.js';
+import { capToolTimeout, toolTimeoutMs } from './av-limits.js';
 import { withToolErrors } from './failure.js';
 import { runFfmpeg } from './run.js';
 
@@ -8,12 +8,12 @@ import { runFfmpeg } from './run.js';
  * last packet time ffmpeg reports while copying packets to nowhere: demuxing only, no decoding.
  * The scan stops one second past `capMs`, so an over-long file is measured as over the limit.
  */
-export async function scanDuration(input: InputSpec, streamIndex: number, capMs: number, signal?: AbortSignal): Promise<number | null> {
+export async function scanDuration(input: InputSpec, streamIndex: number, capMs: number, signal?: AbortSignal, maxToolMs?: number): Promise<number | null> {
   let last: number | null = null;
   await withToolErrors('measuring the duration', () =>
     runFfmpeg({
       args: buildDurationScanArgs(input, streamIndex, capMs),
-      timeoutMs: toolTimeoutMs('scan', capMs),
+      timeoutMs: capToolTimeout(toolTimeoutMs('scan', capMs), maxToolMs),
       signal,
       onProgressTime: (ms) => {
         last = ms;

@@ -14,8 +14,14 @@ export interface ImageLimits {
   maxLongSide: number;
   /** Output budget: the kind's stored limit. */
   maxBytes: number;
-  /** libvips work limit per image; a decode that takes longer is abandoned (transient, retried). */
+  /** libvips work limit per image; a decode that takes longer is abandoned (transient, retried). Also heif-convert's wall-clock limit. */
   timeoutSeconds: number;
+  /**
+   * Address-space cap of the HEIF decoder process. A 40 MP HEIC peaks at ~350 MB of address space
+   * in heif-convert 1.15 (measured: 8000x5000); the cap bounds a file whose HEVC stream codes a
+   * larger picture than its header declares, which no header check can see.
+   */
+  maxDecoderBytes: number;
 }
 
 export const IMAGE_LIMITS: ImageLimits = {
@@ -25,6 +31,7 @@ export const IMAGE_LIMITS: ImageLimits = {
   maxLongSide: 4096,
   maxBytes: MEDIA_POLICIES.image.maxBytes,
   timeoutSeconds: 60,
+  maxDecoderBytes: 1024 * 1024 * 1024,
 };
 
 export interface StickerLimits {

@@ -14,7 +14,7 @@ export interface ImageFacts {
   height: number;
   pages: number;
   hasAlpha: boolean;
-  /** HEIF payload codec: av1 (AVIF) is decodable here, hevc (HEIC) is not. */
+  /** HEIF payload codec as libvips reports it: av1 (AVIF) is decodable by sharp, hevc is not (HEIC goes through heif-convert first). */
   compression: 'av1' | 'hevc' | null;
 }
 
@@ -31,6 +31,11 @@ export type ImagePlan =
       fitLongSide: number | null;
       /** sharp's limitInputPixels for this input: one frame, or all frames of an animation. */
       limitInputPixels: number;
+      /**
+       * Apply the EXIF orientation. Not for HEIF: libheif already turned the picture by `irot`/`imir`
+       * while decoding, and the Exif it copied into the PNG still says how it was stored.
+       */
+      autoOrient: boolean;
     };
 
 /** The libvips loaders each sniffed type may decode with; anything else is a polyglot or a lie. */
@@ -40,12 +45,15 @@ const LOADERS: Readonly<Record<string, readonly string[]>> = {
   'image/webp': ['webp'],
   'image/gif': ['gif'],
   'image/avif': ['heif'],
-  'image/heic': ['heif'],
-  'image/heif': ['heif'],
+  // HEIC/HEIF arrive here already decoded to PNG by heif-convert, BMP converted to PNG by ffmpeg.
+  'image/heic': ['png'],
+  'image/heif': ['png'],
   'image/tiff': ['tiff'],
-  // BMP arrives here already converted to PNG by ffmpeg.
   'image/bmp': ['png'],
 };
+
+/** Types decoded by libheif before sharp sees them: upright already. */
+const DECODED_UPRIGHT = new Set(['image/heic', 'image/heif']);
 
 const ANIMATABLE = new Set(['gif', 'webp']);
 
@@ -91,6 +99,7 @@ export function planImage(f: ImageFacts, limits: ImageLimits): ImagePlan {
     output: animated ? (f.format as 'gif' | 'webp') : f.hasAlpha ? 'by-opacity' : 'jpeg',
     fitLongSide: longSide > limits.maxLongSide ? limits.maxLongSide : null,
     limitInputPixels: animated ? limits.maxAnimatedPixels : limits.maxPixels,
+    autoOrient: !DECODED_UPRIGHT.has(f.mime),
   };
 }
 
