@@ -17,6 +17,18 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   fi
 fi
 
+# HEIC decoding (heif-convert) and its fixtures (heif-enc), and strace for the tests that prove
+# ffmpeg never opens what a hostile playlist names.
+if ! command -v heif-convert >/dev/null || ! command -v heif-enc >/dev/null || ! command -v strace >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing libheif-examples and strace from Debian's packages"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libheif-examples strace >/dev/null 2>&1 \
+      || { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libheif-examples strace >/dev/null; }
+  else
+    log "heif-convert/heif-enc/strace missing and cannot install them (need root and apt-get)"; exit 1
+  fi
+fi
+
 redis_url="${REDIS_URL:-redis://127.0.0.1:6379}"
 if command -v redis-cli >/dev/null && ! redis-cli -u "$redis_url" ping >/dev/null 2>&1; then
   if command -v redis-server >/dev/null; then

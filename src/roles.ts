@@ -15,7 +15,6 @@ import { JOBS, type JobName } from './queue/registry.js';
 import { sweep, sweepSlots } from './retention/sweep.js';
 import { createRuntime, type Runtime } from './runtime.js';
 import { deliverWebhook } from './webhooks/deliver.js';
-import { emitMediaEvent } from './webhooks/emit.js';
 
 export const ROLES = ['api', 'worker', 'sweeper', 'all'] as const;
 export type Role = (typeof ROLES)[number];
@@ -53,7 +52,6 @@ const HANDLERS: Record<JobName, Handler> = {
         {
           ...rt,
           log,
-          onSettled: (row, event) => emitMediaEvent(rt, row, event),
         },
         data,
         {

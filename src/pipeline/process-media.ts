@@ -9,7 +9,9 @@ import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, inputLimitByt
 import * as appsRepo from '../db/repos/apps.js';
 import * as mediaRepo from '../db/repos/media.js';
 import type { MediaRow } from '../db/repos/media.js';
-import type { Pool } from '../db/pool.js';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.js';
+import type { Queues } from '../queue/queues.js';
+import { dispatchDelivery, recordMediaEvent } from '../webhooks/emit.js';
 import type { Logger } from '../log.js';
 import { bytesStoredTotal, processingSeconds } from '../metrics.js';
 import type { IngestPayload } from '../queue/payloads.js';
@@ -26,8 +28,8 @@ export interface ProcessDeps {
   keyring: Keyring;
   log: Logger;
   config: { DEFAULT_TTL_SECONDS: number; MAX_RETENTION_SECONDS: number; ALLOW_PRIVATE_URLS: boolean; FILE_SOURCE_ROOT?: string; HARD_CAP_BYTES: number };
-  /** Tells the app's webhook (and anything else listening) where the media stands. */
-  onSettled?: (row: MediaRow, event: 'media.ready' | 'media.failed') => Promise<void>;
+  /** Present: media.ready/media.failed webhooks are recorded with the state change and dispatched after it. */
+  queues?: Queues;
 }
 
 export interface ProcessContext {
@@ -111,7 +113,7 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       variants.push({ name: v.name, key, mimeType: v.mimeType, bytes: vs.plainBytes });
     }
     lap('store');
-    const ready = await mediaRepo.markReady(deps.pool, mediaId, {
+    const { row: ready, delivery } = await settle(deps, (c) => mediaRepo.markReady(c, mediaId, {
       mimeType: out.mimeType,
       detectedMime: sniffed.raw ?? sniffed.mime!,
       sizeBytes: sealed.plainBytes,
@@ -127,7 +129,7 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       variants,
       inputBytes: input.bytes,
       originalName: input.filename,
-    });
+    }), 'media.ready');
     if (!ready) {
       // Deleted (or settled elsewhere) while we worked: what we wrote must not outlive the row.
       const now = await mediaRepo.getMediaById(deps.pool, mediaId);
@@ -141,7 +143,7 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     processingSeconds.labels(kind, out.transform).observe(seconds);
     bytesStoredTotal.labels(kind).inc(sealed.plainBytes);
     log.info({ seconds, sizeBytes: sealed.plainBytes, transform: out.transform, from: sniffed.mime, to: out.mimeType, timings }, 'media ready');
-    await deps.onSettled?.(ready, 'media.ready').catch((err) => log.error({ err }, 'could not emit media.ready'));
+    if (deps.queues) await dispatchDelivery({ queues: deps.queues, log }, delivery);
     await ctx.onProgress?.(100);
     return 'ready';
   } catch (err) {
@@ -152,10 +154,10 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       const e = err instanceof AppError ? err : new AppError('INTERNAL', 'processing failed after all retries');
       if (!isPermanent(err)) log.error({ err }, 'processing failed on the final attempt');
       else log.info({ code: e.code, reason: e.message }, 'media rejected');
-      const failed = await mediaRepo.markFailed(deps.pool, mediaId, e.code, e.message);
+      const { row: failed, delivery } = await settle(deps, (c) => mediaRepo.markFailed(c, mediaId, e.code, e.message), 'media.failed');
       await deps.store.delete(written).catch(() => undefined);
       await removeStaging(deps, row, log);
-      if (failed) await deps.onSettled?.(failed, 'media.failed').catch((e2) => log.error({ err: e2 }, 'could not emit media.failed'));
+      if (failed && deps.queues) await dispatchDelivery({ queues: deps.queues, log }, delivery);
       return 'failed';
     }
     // Transient: back to queued so the reconciler and readers see it waits for a retry.
@@ -164,6 +166,19 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
   } finally {
     await rm(scratchDir, { recursive: true, force: true });
   }
+}
+
+/** The state change and its webhook outbox row, in one transaction: a crash loses neither alone. */
+async function settle(
+  deps: ProcessDeps,
+  change: (c: Queryable) => Promise<MediaRow | null>,
+  event: 'media.ready' | 'media.failed',
+): Promise<{ row: MediaRow | null; delivery: string | null }> {
+  return withTransaction(deps.pool, async (c) => {
+    const row = await change(c);
+    const delivery = row && deps.queues ? await recordMediaEvent(c, row, event) : null;
+    return { row, delivery };
+  });
 }
 
 /** Faults of what we depend on, not of the job: storage, PostgreSQL or Redis unreachable. */

@@ -3,8 +3,11 @@
  * heif-convert from Debian's libheif-examples for HEIC).
  * What is real: sharp 0.35, ffmpeg, heif-convert/heif-enc 1.15 (x265, libde265); nothing is mocked.
  */
+import { execFile } from 'node:child_process';
 import { access, chmod, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
@@ -18,6 +21,8 @@ import { fixture } from '../fixtures/generate.js';
 import { exifHasGps, input, processesMentioning, scratch, useScratch } from './normalize-helpers.js';
 
 useScratch();
+const runChild = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
 
 const savedHeifConvert = process.env.HEIF_CONVERT_PATH;
 afterEach(() => {
@@ -155,6 +160,21 @@ describe('(3) decompression bomb header', () => {
     expect(err.code).toBe('MEDIA_REJECTED');
     expect(err.message).toMatch(/50000x50000/);
     expect(ms).toBeLessThan(1000);
+  });
+
+  it('the worker process stays under 300 MB resident doing it (VmHWM of a child running the pipeline)', async () => {
+    const measure = async (src: string): Promise<{ outcome: Record<string, unknown>; ms: number; loadedKb: number; peakKb: number }> => {
+      const { stdout } = await runChild(process.execPath, ['--import', 'tsx', join(here, 'normalize-rss-child.ts'), src, 'image/png', await scratch()], { cwd: join(here, '..', '..') });
+      return JSON.parse(stdout) as { outcome: Record<string, unknown>; ms: number; loadedKb: number; peakKb: number };
+    };
+    const bomb = await measure(await fixture('png50000'));
+    expect(bomb.outcome).toEqual({ ok: false, code: 'MEDIA_REJECTED', message: 'the image is 50000x50000 (2500.0 MP), over the 40 MP limit' });
+    expect(bomb.ms).toBeLessThan(1000);
+    expect(bomb.peakKb).toBeLessThan(300 * 1024);
+    // The probe sees decoding: a real 12 MP PNG decoded in the same child raises the peak well above the bomb's.
+    const real = await measure(await fixture('png12mp'));
+    expect(real.outcome).toMatchObject({ ok: true, width: 4000, height: 3000 });
+    expect(real.peakKb - bomb.peakKb).toBeGreaterThan(20 * 1024);
   });
 });
 
