@@ -20,7 +20,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
 FROM node:24-slim AS runtime
 # Debian's ffmpeg (ffmpeg + ffprobe); tini reaps ffmpeg children and forwards SIGTERM to node.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg tini ca-certificates \
+ && apt-get install -y --no-install-recommends ffmpeg libheif-examples tini ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # HEALTHCHECK_PORT: the port the healthcheck asks, the API's for api/all, METRICS_PORT for

@@ -48,6 +48,8 @@ export const envSchema = z.object({
   JOB_LOCK_SECONDS: int(30, 1),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
+  /** HEIC/HEIF decoder (Debian's libheif-examples); without it HEIC uploads are refused with 415. */
+  HEIF_CONVERT_PATH: z.string().optional(),
   ALLOW_PRIVATE_URLS: bool.default(false),
   /** Producers' `file` sources must lie under this directory when set (resolved, symlinks followed). */
   FILE_SOURCE_ROOT: z.string().optional(),
