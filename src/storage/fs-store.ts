@@ -56,7 +56,9 @@ export function createFsStore(opts: { root: string }): BlobStore {
   /** Removes empty directories from `dir` up to (not including) root. Best effort: stops at the first that stays. */
   async function pruneEmptyDirs(dir: string): Promise<void> {
     let current = dir;
-    while (current.startsWith(root + path.sep)) {
+    // Top-level folders (`objects/`, `staging/`) stay: every put goes through them, and removing them
+    // only makes concurrent puts race to recreate them.
+    while (current.startsWith(root + path.sep) && path.dirname(current) !== root) {
       try {
         await rmdir(current);
       } catch {
@@ -69,8 +71,10 @@ export function createFsStore(opts: { root: string }): BlobStore {
   /** Opens a fresh temp file, creating its directory; retries when a concurrent delete pruned the directory. */
   async function openTemp(dir: string, tmp: string): Promise<FileHandle> {
     for (let attempt = 1; ; attempt++) {
-      await mkdir(dir, { recursive: true });
       try {
+        // Both steps can meet a concurrent prune: a recursive mkdir fails with ENOENT when a parent it
+        // just made is removed before it makes the child.
+        await mkdir(dir, { recursive: true });
         return await open(tmp, 'wx');
       } catch (err) {
         if (codeOf(err) !== 'ENOENT' || attempt >= 5) throw err;

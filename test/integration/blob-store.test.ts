@@ -118,7 +118,7 @@ describe('fs driver specifics', () => {
     expect((await stat(path.join(root, key))).size).toBe(1 * MiB);
   });
 
-  it('prunes empty parent directories on delete, never the root', async () => {
+  it('prunes empty parent directories on delete, never a top-level folder or the root', async () => {
     const key = 'staging/app_prune/med_1.bin';
     await store.put(key, Readable.from([Buffer.from('x')]));
     await store.put('staging/app_keep/med_2.bin', Readable.from([Buffer.from('y')]));
@@ -126,8 +126,24 @@ describe('fs driver specifics', () => {
     await expect(stat(path.join(root, 'staging/app_prune'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await stat(path.join(root, 'staging/app_keep'))).isDirectory()).toBe(true);
     await store.delete(['staging/app_keep/med_2.bin']);
-    await expect(stat(path.join(root, 'staging'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(stat(path.join(root, 'staging/app_keep'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // `staging/` stays: removing it made concurrent puts race to recreate it (a recursive mkdir then fails).
+    expect((await stat(path.join(root, 'staging'))).isDirectory()).toBe(true);
     expect((await stat(root)).isDirectory()).toBe(true);
+  });
+
+  it('puts safely while deletes prune the same folders', async () => {
+    // Three lanes each put then delete in their own app folder, over and over: every delete may
+    // empty the folders a put in another lane is creating at that moment.
+    const lane = async (n: number) => {
+      for (let i = 0; i < 150; i++) {
+        const key = `staging/app_race${n}_${i}/med.bin`;
+        await store.put(key, Readable.from([Buffer.from('z')]));
+        await store.delete([key]);
+      }
+    };
+    const results = await Promise.allSettled([lane(1), lane(2), lane(3)]);
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
   });
 
   it('maps an I/O fault to StorageError: a key whose parent path is a file', async () => {
