@@ -209,3 +209,29 @@ export function guardReadable(
   });
   return out;
 }
+
+/**
+ * A put's body as the drivers read it: Buffers only, its length checked against `contentLength`
+ * when one was given, and any error raised while reading it remembered, so the driver can rethrow
+ * that error unchanged (a FILE_TOO_LARGE from a size limit must reach the caller as it was thrown).
+ */
+export function trackBody(body: AsyncIterable<Buffer | string>, contentLength: number | undefined) {
+  const state = { bytes: 0, failed: false, error: undefined as unknown };
+  async function* chunks(): AsyncGenerator<Buffer> {
+    try {
+      for await (const chunk of body) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        state.bytes += buf.length;
+        if (contentLength !== undefined && state.bytes > contentLength) throw new ContentLengthMismatchError(contentLength, state.bytes, true);
+        yield buf;
+      }
+      // Thrown before the driver sees the end, so nothing is committed (no rename, no CompleteMultipartUpload).
+      if (contentLength !== undefined && state.bytes !== contentLength) throw new ContentLengthMismatchError(contentLength, state.bytes, false);
+    } catch (err) {
+      state.failed = true;
+      state.error = err;
+      throw err;
+    }
+  }
+  return { state, chunks };
+}

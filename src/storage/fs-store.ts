@@ -7,13 +7,13 @@ import { StorageError } from '../domain/errors.js';
 import {
   BlobDeleteError,
   BlobNotFoundError,
-  ContentLengthMismatchError,
   InvalidBlobKeyError,
   RangeNotSatisfiableError,
   assertBlobKey,
   assertBlobPrefix,
   assertByteRange,
   guardReadable,
+  trackBody,
   type BlobStore,
   type ByteRange,
   type PutResult,
@@ -111,23 +111,8 @@ export function createFsStore(opts: { root: string }): BlobStore {
     // Errors thrown while reading the body are the body's: they are rethrown unchanged (a size limit's
     // FILE_TOO_LARGE must reach the caller as it was thrown). An abort destroys the body with the signal's
     // reason, so it takes the same path.
-    const bodyFailure: { error?: unknown; failed: boolean } = { failed: false };
-    async function* readBody(): AsyncGenerator<Buffer> {
-      try {
-        let seen = 0;
-        for await (const chunk of body as AsyncIterable<Buffer | string>) {
-          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          seen += buf.length;
-          if (contentLength !== undefined && seen > contentLength) throw new ContentLengthMismatchError(contentLength, seen, true);
-          yield buf;
-        }
-        if (contentLength !== undefined && seen !== contentLength) throw new ContentLengthMismatchError(contentLength, seen, false);
-      } catch (err) {
-        bodyFailure.failed = true;
-        bodyFailure.error = err;
-        throw err;
-      }
-    }
+    const tracked = trackBody(body as AsyncIterable<Buffer | string>, contentLength);
+    const bodyFailure = tracked.state;
 
     if (signal?.aborted) {
       body.destroy();
@@ -147,7 +132,7 @@ export function createFsStore(opts: { root: string }): BlobStore {
       let pending: Promise<void> = Promise.resolve();
       let batch: Buffer[] = [];
       let batchBytes = 0;
-      for await (const buf of readBody()) {
+      for await (const buf of tracked.chunks()) {
         batch.push(buf);
         batchBytes += buf.length;
         bytes += buf.length;

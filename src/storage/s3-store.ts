@@ -15,12 +15,12 @@ import { StorageError } from '../domain/errors.js';
 import {
   BlobDeleteError,
   BlobNotFoundError,
-  ContentLengthMismatchError,
   RangeNotSatisfiableError,
   assertBlobKey,
   assertBlobPrefix,
   assertByteRange,
   guardReadable,
+  trackBody,
   type BlobStore,
   type ByteRange,
   type PutResult,
@@ -128,24 +128,8 @@ export function createS3Store(opts: S3StoreOptions): BlobStore {
 
     // Errors thrown while reading the body are the body's and are rethrown unchanged, even when
     // lib-storage reports something else (it throws the AbortMultipartUpload error if that fails too).
-    let bytes = 0;
-    const bodyFailure: { error?: unknown; failed: boolean } = { failed: false };
-    async function* readBody(): AsyncGenerator<Buffer> {
-      try {
-        for await (const chunk of body as AsyncIterable<Buffer | string>) {
-          const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          bytes += buf.length;
-          if (contentLength !== undefined && bytes > contentLength) throw new ContentLengthMismatchError(contentLength, bytes, true);
-          yield buf;
-        }
-        // thrown before lib-storage sees the end, so neither the single PUT nor CompleteMultipartUpload is sent
-        if (contentLength !== undefined && bytes !== contentLength) throw new ContentLengthMismatchError(contentLength, bytes, false);
-      } catch (err) {
-        bodyFailure.failed = true;
-        bodyFailure.error = err;
-        throw err;
-      }
-    }
+    const tracked = trackBody(body as AsyncIterable<Buffer | string>, contentLength);
+    const bodyFailure = tracked.state;
 
     // An abort fails the body, which makes lib-storage stop, abort the multipart upload, and reject:
     // put settles only after that clean-up, so nothing is left behind when it rejects.
@@ -158,14 +142,14 @@ export function createS3Store(opts: S3StoreOptions): BlobStore {
     // (queueSize + 1) × partSize whatever the object's size. Bodies smaller than a part go as one PutObject.
     const upload = new Upload({
       client,
-      params: { Bucket: bucket, Key: key, Body: Readable.from(readBody(), { objectMode: false }) },
+      params: { Bucket: bucket, Key: key, Body: Readable.from(tracked.chunks(), { objectMode: false }) },
       partSize,
       queueSize,
       leavePartsOnError: false,
     });
     try {
       await upload.done();
-      return { bytes };
+      return { bytes: tracked.state.bytes };
     } catch (err) {
       if (bodyFailure.failed) throw bodyFailure.error;
       throw fault('put', key, err);
