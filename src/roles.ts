@@ -158,9 +158,13 @@ export async function reconcile(rt: Runtime): Promise<number> {
   let n = 0;
   const stale = await mediaRepo.findStale(rt.pool, rt.config.RECONCILE_AFTER_SECONDS);
   const q = rt.queues.get('ingest');
+  const alive: string[] = [];
   for (const row of stale) {
     const state = await q.getJobState(row.id);
-    if (state === 'waiting' || state === 'delayed' || state === 'active' || state === 'waiting-children' || state === 'prioritized') continue;
+    if (state === 'waiting' || state === 'delayed' || state === 'active' || state === 'waiting-children' || state === 'prioritized') {
+      alive.push(row.id);
+      continue;
+    }
     if (state === 'completed' || state === 'failed') await q.remove(row.id).catch(() => undefined);
     const { rows } = await rt.pool.query<{ source: string; source_url: string | null; staging_key: string | null; correlation_id: string | null }>(
       'SELECT source, source_url, staging_key, correlation_id FROM media WHERE id = $1',
@@ -178,6 +182,9 @@ export async function reconcile(rt: Runtime): Promise<number> {
     rt.log.warn({ mediaId: row.id, previousState: state }, 'reconciler re-enqueued media the queue had lost');
     n++;
   }
+  // A row whose job still waits (a long backlog) is not abandoned: refreshing it keeps the sweeper's
+  // one-hour abandoned-upload rule from deleting media that is only waiting its turn.
+  if (alive.length) await rt.pool.query(`UPDATE media SET updated_at = now() WHERE id = ANY($1::text[]) AND status IN ('queued', 'processing')`, [alive]);
   const { rows: deliveries } = await rt.pool.query<{ id: string }>(
     `SELECT id FROM webhook_deliveries WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT 500`,
     [rt.config.RECONCILE_AFTER_SECONDS],
