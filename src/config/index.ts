@@ -56,11 +56,12 @@ export const envSchema = z.object({
   FILE_URL_TTL_SECONDS: int(3600, 1),
   UPLOAD_SLOT_TTL_SECONDS: int(1800, 1),
   RECONCILE_AFTER_SECONDS: int(30, 1),
-  ADMIN_TOKEN: z.string().min(16).optional(),
+  /** Enables /admin/queues (and guards /metrics); use a long random value (e.g. `openssl rand -hex 24`). */
+  ADMIN_TOKEN: z.string().min(1).optional(),
   METRICS_PORT: int(0).pipe(z.number().max(65535)),
-  RATE_LIMIT_PER_MINUTE: int(600, 1),
+  RATE_LIMIT_PER_MINUTE: int(6000, 1),
   /** Uploads (POST /v1/media) one API key may have in flight at once, across all API instances. */
-  UPLOAD_CONCURRENCY_PER_KEY: int(4, 1),
+  UPLOAD_CONCURRENCY_PER_KEY: int(16, 1),
   SHUTDOWN_TIMEOUT_SECONDS: int(25, 1),
 });
 
