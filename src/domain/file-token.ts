@@ -12,7 +12,8 @@ export function signFileToken(secret: Buffer, mediaId: string, expiresAt: Date):
 export type FileTokenCheck = { ok: true; mediaId: string; expiresAt: Date } | { ok: false; reason: 'malformed' | 'bad_signature' | 'expired'; mediaId?: string };
 
 export function verifyFileToken(secret: Buffer, token: string, now: Date = new Date()): FileTokenCheck {
-  const m = /^(med_[a-z0-9]{1,64})\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(token);
+  // Media ids from producers may be any job-id-safe string (no `.`), not only ours (`med_…`).
+  const m = /^([A-Za-z0-9_-]{1,128})\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(token);
   if (!m) return { ok: false, reason: 'malformed' };
   const [, mediaId, expStr, given] = m as unknown as [string, string, string, string];
   const exp = Number(expStr);
