@@ -63,15 +63,20 @@ program
   .action(async (o: { role: Role }) => {
     const cfg = config();
     const log = createLogger({ level: cfg.LOG_LEVEL });
-    const { migrate } = await import('../db/migrate.js');
-    await migrate(cfg.DATABASE_URL, log);
-    const { startRoles } = await import('../roles.js');
-    const running = await startRoles(cfg, log, o.role);
+    // Handlers go in first: a SIGTERM while migrations run or roles start is honoured as soon as
+    // start-up settles (nothing is in flight before that), instead of killing the process mid-way.
+    let running: import('../roles.js').Running | undefined;
+    let requested: string | undefined;
     let signals = 0;
     const shutdown = (sig: string) => {
       if (++signals > 1) {
         log.warn({ sig }, 'second signal: exiting now');
         process.exit(1);
+      }
+      if (!running) {
+        requested = sig;
+        log.info({ sig }, 'signal during start-up: stopping once start-up settles');
+        return;
       }
       log.info({ sig }, 'shutting down gracefully');
       const guard = setTimeout(() => {
@@ -89,6 +94,14 @@ program
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
+    const { migrate } = await import('../db/migrate.js');
+    await migrate(cfg.DATABASE_URL, log);
+    const { startRoles } = await import('../roles.js');
+    running = await startRoles(cfg, log, o.role);
+    if (requested) {
+      signals = 0;
+      shutdown(requested);
+    }
   });
 
 const apps = program.command('apps').description('manage apps');

@@ -20,8 +20,8 @@ export type DeliveryOutcome = 'delivered' | 'skipped' | 'gave_up';
  * throws so the queue retries with backoff; on the final attempt the delivery is marked failed.
  */
 export async function deliverWebhook(deps: DeliverDeps, deliveryId: string, ctx: { finalAttempt: boolean }): Promise<DeliveryOutcome> {
-  const { rows } = await deps.pool.query<{ status: string; body: unknown; webhook_url: string | null; webhook_secret: string }>(
-    `SELECT d.status, d.body, a.webhook_url, a.webhook_secret FROM webhook_deliveries d JOIN apps a ON a.id = d.app_id WHERE d.id = $1`,
+  const { rows } = await deps.pool.query<{ status: string; body: unknown; webhook_url: string | null; webhook_secret: string; media_id: string | null }>(
+    `SELECT d.status, d.body, d.media_id, a.webhook_url, a.webhook_secret FROM webhook_deliveries d JOIN apps a ON a.id = d.app_id WHERE d.id = $1`,
     [deliveryId],
   );
   const d = rows[0];
@@ -64,7 +64,7 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string, ctx:
     `UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = $2, last_error = $3, status = CASE WHEN $4 THEN 'failed' ELSE status END WHERE id = $1`,
     [deliveryId, statusCode, error.slice(0, 500), ctx.finalAttempt],
   );
-  deps.log.warn({ deliveryId, statusCode, error, finalAttempt: ctx.finalAttempt }, 'webhook delivery failed');
+  deps.log.warn({ deliveryId, mediaId: d.media_id, statusCode, error, finalAttempt: ctx.finalAttempt }, 'webhook delivery failed');
   if (ctx.finalAttempt) return 'gave_up';
   throw new Error(`webhook delivery failed: ${error}`);
 }
