@@ -65,7 +65,7 @@ program
     const log = createLogger({ level: cfg.LOG_LEVEL });
     // Handlers go in first: a SIGTERM while migrations run or roles start is honoured as soon as
     // start-up settles (nothing is in flight before that), instead of killing the process mid-way.
-    let running: import('../roles.js').Running | undefined;
+    const started: { running?: import('../roles.js').Running } = {};
     let requested: string | undefined;
     let signals = 0;
     const shutdown = (sig: string) => {
@@ -73,6 +73,7 @@ program
         log.warn({ sig }, 'second signal: exiting now');
         process.exit(1);
       }
+      const running = started.running;
       if (!running) {
         requested = sig;
         log.info({ sig }, 'signal during start-up: stopping once start-up settles');
@@ -97,7 +98,7 @@ program
     const { migrate } = await import('../db/migrate.js');
     await migrate(cfg.DATABASE_URL, log);
     const { startRoles } = await import('../roles.js');
-    running = await startRoles(cfg, log, o.role);
+    started.running = await startRoles(cfg, log, o.role);
     if (requested) {
       signals = 0;
       shutdown(requested);

@@ -5,7 +5,6 @@
  */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,21 +15,13 @@ import { isolatedEnv } from '../helpers/env.js';
 import { noiseJpeg } from '../helpers/media.js';
 import { waitFor } from '../helpers/service.js';
 import { startServiceProcess, streamingUpload, type ServiceProcess } from '../helpers/service-process.js';
+import { walk } from '../helpers/files.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
 });
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else out.push(p);
-  }
-  return out;
-}
 
 /**
  * An origin that, the first time, sends headers and half the image and then holds the body open

@@ -5,7 +5,7 @@
  * idempotency. The inspector looks at the backend directly (the data dir, or the bucket), never
  * through the service.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
@@ -14,6 +14,7 @@ import type { BlobStore } from '../../src/storage/blob-store.js';
 import { brokenJpeg, containsRunOf, minimalPdf, noiseJpeg, sha256, smallJpeg, smallPng } from './media.js';
 import { multipart, waitSettled, type TestService } from './service.js';
 import type { S3TestServer } from './s3-server.js';
+import { walk } from './files.js';
 
 /** A view of the backend under the service. Keys are store keys (`objects/…`, `staging/…`). */
 export interface StoreInspector {
@@ -23,15 +24,6 @@ export interface StoreInspector {
   write(key: string, bytes: Buffer): Promise<void>;
 }
 
-async function walk(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await walk(p)));
-    else out.push(p);
-  }
-  return out;
-}
 
 /** The fs backend: files under DATA_DIR (temp files of puts included). */
 export function fsInspector(dataDir: string): StoreInspector {

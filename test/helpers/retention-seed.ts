@@ -119,3 +119,33 @@ export async function seedObjects(store: BlobStore, keys: readonly string[], o: 
 
 /** Storage keys of rows, for checking their objects. */
 export const keysOf = (appId: string, ids: readonly string[]): string[] => ids.map((id) => storageKey(appId, id));
+
+/**
+ * What a sweep needs, over this test file's own database, data dir and queue prefix, without a
+ * running service: the pool, the fs store, producer queues and a silent logger.
+ */
+export async function sweepHarness() {
+  const { createPool } = await import('../../src/db/pool.js');
+  const { createFsStore } = await import('../../src/storage/fs-store.js');
+  const { createRedis } = await import('../../src/queue/connection.js');
+  const { Queues } = await import('../../src/queue/queues.js');
+  const { silentLogger } = await import('../../src/log.js');
+  const { isolatedEnv } = await import('./env.js');
+  const iso = await isolatedEnv();
+  const pool = createPool(iso.config.DATABASE_URL);
+  const store = createFsStore({ root: iso.config.DATA_DIR });
+  const redis = createRedis(iso.config.REDIS_URL, 'producer');
+  const deps = { pool, store, queues: new Queues(redis, iso.config.QUEUE_PREFIX), log: silentLogger };
+  return {
+    iso,
+    pool,
+    store,
+    deps,
+    async close() {
+      await deps.queues.close();
+      redis.disconnect();
+      await pool.end();
+      await iso.cleanup();
+    },
+  };
+}

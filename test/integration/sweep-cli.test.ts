@@ -10,17 +10,13 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createPool, type Pool } from '../../src/db/pool.js';
+import type { Pool } from '../../src/db/pool.js';
 import { stagingKey } from '../../src/domain/ids.js';
-import { silentLogger } from '../../src/log.js';
-import { createRedis } from '../../src/queue/connection.js';
-import { Queues } from '../../src/queue/queues.js';
 import { reconcileOrphans } from '../../src/retention/orphans.js';
 import { sweep } from '../../src/retention/sweep.js';
-import { createFsStore } from '../../src/storage/fs-store.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { isolatedEnv } from '../helpers/env.js';
-import { insertApp, seedReadyMedia } from '../helpers/retention-seed.js';
+import { insertApp, seedReadyMedia, sweepHarness } from '../helpers/retention-seed.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAX_RETENTION = 90 * 24 * 3600;
@@ -28,22 +24,17 @@ const MAX_RETENTION = 90 * 24 * 3600;
 let iso: Awaited<ReturnType<typeof isolatedEnv>>;
 let pool: Pool;
 let store: BlobStore;
-let redis: ReturnType<typeof createRedis>;
 let deps: Parameters<typeof sweep>[0];
 
+let harness: Awaited<ReturnType<typeof sweepHarness>>;
+
 beforeAll(async () => {
-  iso = await isolatedEnv();
-  pool = createPool(iso.config.DATABASE_URL);
-  store = createFsStore({ root: iso.config.DATA_DIR });
-  redis = createRedis(iso.config.REDIS_URL, 'producer');
-  deps = { pool, store, queues: new Queues(redis, iso.config.QUEUE_PREFIX), log: silentLogger };
+  harness = await sweepHarness();
+  ({ iso, pool, store, deps } = harness);
 });
 
 afterAll(async () => {
-  await deps?.queues.close();
-  redis?.disconnect();
-  await pool?.end();
-  await iso?.cleanup();
+  await harness?.close();
 });
 
 // Each test starts from an empty retention picture, so counts are exact.

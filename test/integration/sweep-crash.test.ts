@@ -8,17 +8,13 @@ import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool, type Pool } from '../../src/db/pool.js';
-import { silentLogger } from '../../src/log.js';
-import { Queues } from '../../src/queue/queues.js';
-import { createRedis } from '../../src/queue/connection.js';
+import type { Pool } from '../../src/db/pool.js';
 import { SWEEP_LOCK_NAMESPACE } from '../../src/retention/lease.js';
 import { sweep } from '../../src/retention/sweep.js';
-import { createFsStore } from '../../src/storage/fs-store.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { isolatedEnv } from '../helpers/env.js';
 import { waitFor } from '../helpers/service.js';
-import { bulkInsertMedia, insertApp, keysOf, seedObjects, seedReadyMedia } from '../helpers/retention-seed.js';
+import { bulkInsertMedia, insertApp, keysOf, seedObjects, seedReadyMedia, sweepHarness } from '../helpers/retention-seed.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MAX_RETENTION = 90 * 24 * 3600;
@@ -27,21 +23,16 @@ let iso: Awaited<ReturnType<typeof isolatedEnv>>;
 let pool: Pool;
 let store: BlobStore;
 let deps: Parameters<typeof sweep>[0];
-let redis: ReturnType<typeof createRedis>;
+
+let harness: Awaited<ReturnType<typeof sweepHarness>>;
 
 beforeAll(async () => {
-  iso = await isolatedEnv();
-  pool = createPool(iso.config.DATABASE_URL);
-  store = createFsStore({ root: iso.config.DATA_DIR });
-  redis = createRedis(iso.config.REDIS_URL, 'producer');
-  deps = { pool, store, queues: new Queues(redis, iso.config.QUEUE_PREFIX), log: silentLogger };
+  harness = await sweepHarness();
+  ({ iso, pool, store, deps } = harness);
 });
 
 afterAll(async () => {
-  await deps?.queues.close();
-  redis?.disconnect();
-  await pool?.end();
-  await iso?.cleanup();
+  await harness?.close();
 });
 
 /** Spawns a helper script with this file's environment; resolves its first stdout line. */
