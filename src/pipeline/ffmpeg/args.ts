@@ -166,6 +166,11 @@ export function buildVoiceNoteArgs(input: InputSpec, plan: VoiceNotePlan, output
   return args;
 }
 
+/** The one audio stream copied, untouched, with every tag and picture left behind. */
+function audioStreamCopy(input: InputSpec, audioIndex: number, maxDurationMs: number): string[] {
+  return [...inputArgs(input), '-map', `0:${audioIndex}`, '-vn', ...STRIP, '-t', seconds(maxDurationMs), '-c:a', 'copy'];
+}
+
 /** A muxer and its options: how a kept format is written back out. */
 export interface RemuxTarget {
   muxer: string;
@@ -186,15 +191,7 @@ export interface AudioRemuxPlan {
  */
 export function buildAudioRemuxArgs(input: InputSpec, plan: AudioRemuxPlan, outputPath: string): string[] {
   return [
-    ...inputArgs(input),
-    '-map',
-    `0:${plan.audioIndex}`,
-    '-vn',
-    ...STRIP,
-    '-t',
-    seconds(plan.maxDurationMs),
-    '-c:a',
-    'copy',
+    ...audioStreamCopy(input, plan.audioIndex, plan.maxDurationMs),
     ...plan.target.options,
     '-fflags',
     '+bitexact',
@@ -207,15 +204,7 @@ export function buildAudioRemuxArgs(input: InputSpec, plan: AudioRemuxPlan, outp
 /** A mono OGG Opus voice note remuxed without its tags, and its waveform decoded in the same run. */
 export function buildVoiceNoteRemuxArgs(input: InputSpec, plan: Omit<VoiceNotePlan, 'kbps' | 'waveformSampleRate'> & { waveformSampleRate: number }, outputPath: string): string[] {
   return [
-    ...inputArgs(input),
-    '-map',
-    `0:${plan.audioIndex}`,
-    '-vn',
-    ...STRIP,
-    '-t',
-    seconds(plan.maxDurationMs),
-    '-c:a',
-    'copy',
+    ...audioStreamCopy(input, plan.audioIndex, plan.maxDurationMs),
     '-fflags',
     '+bitexact',
     '-f',
