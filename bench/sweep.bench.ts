@@ -27,6 +27,7 @@ import { createRedis } from '../src/queue/connection.js';
 import { Queues } from '../src/queue/queues.js';
 import { sweep } from '../src/retention/sweep.js';
 import type { BlobStore } from '../src/storage/blob-store.js';
+import { fsStoreRoot } from '../src/storage/create-store.js';
 import { createFsStore } from '../src/storage/fs-store.js';
 import { createS3Store } from '../src/storage/s3-store.js';
 import { isolatedEnv } from '../test/helpers/env.js';
@@ -92,7 +93,7 @@ async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batc
   const redis = createRedis(iso.config.REDIS_URL, 'producer');
   const queues = new Queues(redis, iso.config.QUEUE_PREFIX);
   const s3 = driver === 's3' ? await startS3Child() : undefined;
-  const store: BlobStore = s3 ? createS3Store({ ...s3.opts, forcePathStyle: true }) : createFsStore({ root: iso.config.DATA_DIR });
+  const store: BlobStore = s3 ? createS3Store({ ...s3.opts, forcePathStyle: true }) : createFsStore({ root: fsStoreRoot(iso.config.DATA_DIR) });
   try {
     const seedStart = performance.now();
     const keys: string[] = [];

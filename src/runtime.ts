@@ -6,7 +6,7 @@ import type { Logger } from './log.js';
 import { createRedis, waitReady } from './queue/connection.js';
 import { Queues } from './queue/queues.js';
 import type { BlobStore } from './storage/blob-store.js';
-import { createStore } from './storage/create-store.js';
+import { createStore, moveLegacyFsLayout } from './storage/create-store.js';
 import { loadKeyring } from './storage/keyring.js';
 import type { Keyring } from './storage/sealed-format.js';
 
@@ -34,6 +34,10 @@ export async function createRuntime(config: Config, log: Logger, overrides: Part
   // Queues are made while Redis answers: one created during an outage would wait for it forever.
   await waitReady(redis, 10_000).catch((err: Error) => log.warn({ err: err.message }, 'Redis is not reachable yet; producers answer 503 until it is'));
   queues.all();
+  if (config.STORAGE_DRIVER === 'fs' && !overrides.store) {
+    const moved = await moveLegacyFsLayout(config.DATA_DIR);
+    if (moved.length) log.warn({ moved }, 'moved the fs store of an earlier layout into DATA_DIR/store');
+  }
   const store =
     overrides.store ??
     createStore({

@@ -35,6 +35,32 @@ export const storageKey = (appId: string, mediaId: string): string => `objects/$
 export const variantKey = (appId: string, mediaId: string, variant: string): string => `objects/${appId}/${mediaId}.${variant}.bin`;
 export const stagingKey = (appId: string, mediaId: string): string => `staging/${appId}/${mediaId}.bin`;
 
+/**
+ * One processing run of a media job: its claim on the row and the name of what it writes. Two runs
+ * of one job (a stalled job taken over while its first run still works) never write the same key,
+ * so neither can overwrite or delete what the other committed; the row points at the winner's keys.
+ */
+export const newRunId = (): string => token(16);
+export const runStorageKey = (appId: string, mediaId: string, runId: string): string => `objects/${appId}/${mediaId}.${runId}.bin`;
+export const runVariantKey = (appId: string, mediaId: string, runId: string, variant: string): string =>
+  `objects/${appId}/${mediaId}.${runId}.${variant}.bin`;
+
+/**
+ * The drop box where a producer may leave objects for a `storage` source: `inbox/<appId>/…`. It is
+ * the only part of the store a job may name, and only its own app's part of it; every other key
+ * (another app's inbox, `objects/`, `staging/` of another media, anything else) is refused.
+ */
+export const inboxPrefix = (appId: string): string => `inbox/${appId}/`;
+
+/** Segments of safe characters, no empty, `.` or `..` segment, at most 512 characters in all. */
+const INBOX_REST = /^(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
+
+export function isInboxKeyOf(appId: string, key: string): boolean {
+  const prefix = inboxPrefix(appId);
+  if (!CLIENT_ID_PATTERN.test(appId) || key.length > 512 || !key.startsWith(prefix)) return false;
+  return INBOX_REST.test(key.slice(prefix.length));
+}
+
 /** API keys: `mf_<8 char prefix>_<secret>`; stored as SHA-256 with the visible prefix. */
 export function newApiKey(): { key: string; prefix: string; hash: string } {
   const prefix = `mf_${token(8)}`;

@@ -1,11 +1,10 @@
-import { createWriteStream } from 'node:fs';
-import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { constants as fsConstants, createWriteStream } from 'node:fs';
+import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PermanentError } from '../domain/errors.js';
-import { stagingKey } from '../domain/ids.js';
+import { inboxPrefix, isInboxKeyOf, stagingKey } from '../domain/ids.js';
 import type { IngestPayload } from '../queue/payloads.js';
 import { BlobNotFoundError, type BlobStore } from '../storage/blob-store.js';
 import { openObject, type Keyring } from '../storage/sealed-format.js';
@@ -40,14 +39,16 @@ export async function acquireInput(
   let filename: string | null = null;
   const src = input.source;
   if (src.type === 'storage') {
-    if (src.key.startsWith('staging/')) {
+    if (src.key === stagingKey(input.appId, input.mediaId)) {
       // Our own sealed staging object: only the one made for this media may be opened.
-      if (src.key !== stagingKey(input.appId, input.mediaId)) throw new PermanentError('VALIDATION_FAILED', 'staging key does not belong to this media');
       body = await openStored(() => openObject(deps.store, src.key, deps.keyring, { purpose: 'staging', appId: input.appId, mediaId: input.mediaId }));
-    } else {
-      if (src.key.startsWith('objects/') || src.key.includes('..')) throw new PermanentError('VALIDATION_FAILED', 'storage source key is not allowed');
+    } else if (isInboxKeyOf(input.appId, src.key)) {
       body = await openStored(() => deps.store.get(src.key));
       filename = path.posix.basename(src.key);
+    } else {
+      // Deny by default: a job may read its own staging object or its own app's inbox, nothing else
+      // of the store (other apps, stored media, keys or anything an operator keeps beside them).
+      throw new PermanentError('VALIDATION_FAILED', `a storage source must be a key under ${inboxPrefix(input.appId)}`, { field: 'source.key' });
     }
   } else if (src.type === 'url') {
     const fetched = await openUrl(src.url, { maxBytes: input.maxBytes, allowPrivateNetworks: deps.allowPrivateUrls, signal: input.signal });
@@ -72,20 +73,56 @@ async function openStored(open: () => Promise<Readable>): Promise<Readable> {
   }
 }
 
+/**
+ * A producer's `file` source: refused unless FILE_SOURCE_ROOT is set. The file is opened first and
+ * then judged by what was opened (the descriptor's own path, symlinks resolved by the kernel), so a
+ * symlink swapped in between a check and the open cannot point the read elsewhere.
+ */
 async function openLocalFile(p: string, root: string | undefined): Promise<Readable> {
-  if (!path.isAbsolute(p) || p.includes('\0')) throw new PermanentError('VALIDATION_FAILED', 'file source must be an absolute path');
-  let real: string;
+  if (!root) throw new PermanentError('VALIDATION_FAILED', 'file sources are disabled: the operator has not set FILE_SOURCE_ROOT', { field: 'source.path' });
+  if (!path.isAbsolute(p) || p.includes('\0')) throw new PermanentError('VALIDATION_FAILED', 'file source must be an absolute path', { field: 'source.path' });
+  let realRoot: string;
   try {
-    real = await realpath(p);
+    realRoot = await realpath(root);
   } catch {
-    throw new PermanentError('NOT_FOUND', 'file source does not exist');
+    // A missing root is the operator's fault, not the media's, but no file can be inside it.
+    throw new PermanentError('VALIDATION_FAILED', 'FILE_SOURCE_ROOT does not exist on this worker', { field: 'source.path' });
   }
-  if (root) {
-    const r = await realpath(root).catch(() => path.resolve(root));
-    if (real !== r && !real.startsWith(r + path.sep)) throw new PermanentError('VALIDATION_FAILED', 'file source lies outside FILE_SOURCE_ROOT');
+  // Judged by its name first, so a path outside the root is refused before anything is opened and
+  // its answer says nothing of whether such a file exists.
+  if (!isInside(path.resolve(p), path.resolve(root)) && !isInside(path.resolve(p), realRoot)) {
+    throw new PermanentError('VALIDATION_FAILED', 'file source lies outside FILE_SOURCE_ROOT', { field: 'source.path' });
   }
-  const st = await stat(real);
-  if (!st.isFile()) throw new PermanentError('VALIDATION_FAILED', 'file source is not a regular file');
-  return createReadStream(real);
+  // O_NONBLOCK: a FIFO placed at the path must not hang the worker before it is found not to be a file.
+  let fh: FileHandle;
+  try {
+    fh = await open(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch {
+    throw new PermanentError('NOT_FOUND', 'file source does not exist or cannot be read', { field: 'source.path' });
+  }
+  try {
+    const opened = await openedPath(fh, p);
+    if (!isInside(opened, realRoot)) {
+      throw new PermanentError('VALIDATION_FAILED', 'file source lies outside FILE_SOURCE_ROOT', { field: 'source.path' });
+    }
+    const st = await fh.stat();
+    if (!st.isFile()) throw new PermanentError('VALIDATION_FAILED', 'file source is not a regular file', { field: 'source.path' });
+    return fh.createReadStream({ autoClose: true });
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
 }
 
+function isInside(p: string, root: string): boolean {
+  return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+}
+
+/** Where an open descriptor really points: /proc on Linux; elsewhere the resolved path (best effort). */
+async function openedPath(fh: FileHandle, given: string): Promise<string> {
+  try {
+    return await readlink(`/proc/self/fd/${fh.fd}`);
+  } catch {
+    return realpath(given);
+  }
+}

@@ -4,6 +4,7 @@
  * test/helpers/core-flows.ts, so both drivers answer to exactly the same checks.
  */
 import { afterAll, beforeAll } from 'vitest';
+import { fsStoreRoot } from '../../src/storage/create-store.js';
 import { defineCoreFlows, fsInspector } from '../helpers/core-flows.js';
 import { startService, type TestService } from '../helpers/service.js';
 
@@ -17,4 +18,4 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-defineCoreFlows('fs', () => ({ svc, inspector: fsInspector(svc.config.DATA_DIR) }));
+defineCoreFlows('fs', () => ({ svc, inspector: fsInspector(fsStoreRoot(svc.config.DATA_DIR)) }));

@@ -23,6 +23,7 @@ let app: { appId: string; apiKey: string; webhookSecret: string };
 let png: Buffer;
 let files: Awaited<ReturnType<typeof startFileServer>>;
 
+let producerRoot = '';
 
 const postJson = (s: TestService, key: string, url: string, body: unknown) =>
   s.call(url, { method: 'POST', key, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -31,7 +32,8 @@ beforeAll(async () => {
   png = await smallPng(40, 30, 9);
   files = await startFileServer({ '/pic.png': { type: 'image/png', bytes: png } });
   hook = await startReceiver([200]);
-  svc = await startService({ env: { ALLOW_PRIVATE_URLS: 'true', WEBHOOK_BACKOFF_MS: '300' } });
+  producerRoot = await mkdtemp(path.join(os.tmpdir(), 'mf-producer-'));
+  svc = await startService({ env: { ALLOW_PRIVATE_URLS: 'true', WEBHOOK_BACKOFF_MS: '300', FILE_SOURCE_ROOT: producerRoot } });
   strict = await startService();
   app = await svc.newApp({ webhookUrl: hook.url });
 });
@@ -41,6 +43,7 @@ afterAll(async () => {
   await strict?.stop();
   await hook?.close();
   await files?.close();
+  if (producerRoot) await rm(producerRoot, { recursive: true, force: true });
 });
 
 describe('URL ingest', () => {
@@ -190,8 +193,7 @@ describe('temporary URLs', () => {
 
 describe('producer module and webhooks', () => {
   it('enqueueMedia() from a separate process → ready, signed webhook whose media_path downloads', async () => {
-    const tmp = await mkdtemp(path.join(os.tmpdir(), 'mf-producer-'));
-    const file = path.join(tmp, 'photo.jpg');
+    const file = path.join(producerRoot, 'photo.jpg');
     await writeFile(file, await smallJpeg(120, 90, 5));
     const script = `
       import { enqueueMedia } from ${JSON.stringify(path.join(ROOT, 'src/queue/producer.ts'))};
@@ -221,7 +223,6 @@ describe('producer module and webhooks', () => {
     const dl = await svc.call(`/media?path=${encodeURIComponent(event.payload.media_path)}`, { key: app.apiKey });
     expect(dl.status).toBe(200);
     expect(sha256(Buffer.from(await dl.arrayBuffer()))).toBe(m.checksum.value);
-    await rm(tmp, { recursive: true, force: true });
   });
 
   it('retries a receiver answering 500 twice, with growing delays, and stops after the 200', async () => {

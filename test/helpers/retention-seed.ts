@@ -10,6 +10,7 @@ import type { Pool } from '../../src/db/pool.js';
 import * as mediaRepo from '../../src/db/repos/media.js';
 import { newAppId, newMediaId, newMediaPath, stagingKey, storageKey, variantKey } from '../../src/domain/ids.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
+import { fsStoreRoot } from '../../src/storage/create-store.js';
 
 export async function insertApp(pool: Pool, opts: { webhookUrl?: string } = {}): Promise<string> {
   const id = newAppId();
@@ -102,7 +103,7 @@ export async function seedObjects(store: BlobStore, keys: readonly string[], o: 
     while (next < keys.length) {
       const key = keys[next++]!;
       if (store.driver === 'fs' && o.dataDir) {
-        const file = path.join(o.dataDir, ...key.split('/'));
+        const file = path.join(fsStoreRoot(o.dataDir), ...key.split('/'));
         const dir = path.dirname(file);
         if (!dirs.has(dir)) {
           await mkdir(dir, { recursive: true });
@@ -133,7 +134,7 @@ export async function sweepHarness() {
   const { isolatedEnv } = await import('./env.js');
   const iso = await isolatedEnv();
   const pool = createPool(iso.config.DATABASE_URL);
-  const store = createFsStore({ root: iso.config.DATA_DIR });
+  const store = createFsStore({ root: fsStoreRoot(iso.config.DATA_DIR) });
   const redis = createRedis(iso.config.REDIS_URL, 'producer');
   const deps = { pool, store, queues: new Queues(redis, iso.config.QUEUE_PREFIX), log: silentLogger };
   return {

@@ -8,12 +8,13 @@ import { createPool } from '../../src/db/pool.js';
 import { claimDue } from '../../src/retention/due.js';
 import { acquireLease } from '../../src/retention/lease.js';
 import { deleteObjectsOf } from '../../src/retention/purge-media.js';
+import { fsStoreRoot } from '../../src/storage/create-store.js';
 import { createFsStore } from '../../src/storage/fs-store.js';
 
 const pool = createPool(process.env.DATABASE_URL!);
 const lease = await acquireLease(pool);
 const rows = await claimDue(lease.client, lease.token, Number(process.env.SWEEP_BATCH_SIZE ?? 100), 90 * 24 * 3600);
-if (process.env.CRASH_AFTER === 'bytes') await deleteObjectsOf(createFsStore({ root: process.env.DATA_DIR! }), rows);
+if (process.env.CRASH_AFTER === 'bytes') await deleteObjectsOf(createFsStore({ root: fsStoreRoot(process.env.DATA_DIR!) }), rows);
 process.stdout.write(`${JSON.stringify({ token: lease.token, ids: rows.map((r) => r.id) })}\n`);
 // Hold the lease (and the connection) as a sweeper busy with this batch would, until killed.
 setInterval(() => undefined, 1 << 30);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { fsStoreRoot } from '../../src/storage/create-store.js';
 import type { Pool } from '../../src/db/pool.js';
 import { stagingKey } from '../../src/domain/ids.js';
 import { reconcileOrphans } from '../../src/retention/orphans.js';
@@ -43,7 +44,7 @@ beforeEach(async () => {
   await pool.query(`UPDATE media SET status = 'deleted' WHERE status <> 'deleted'`);
 });
 
-const fileOf = (key: string) => path.join(iso.config.DATA_DIR, ...key.split('/'));
+const fileOf = (key: string) => path.join(fsStoreRoot(iso.config.DATA_DIR), ...key.split('/'));
 
 /** Backdates an fs object, as if it had been written `seconds` ago. */
 async function age(key: string, seconds: number): Promise<void> {

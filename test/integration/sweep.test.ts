@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fsStoreRoot } from '../../src/storage/create-store.js';
 import { sweep } from '../../src/retention/sweep.js';
 import { smallJpeg } from '../helpers/media.js';
 import { multipart, startService, waitFor, type TestService } from '../helpers/service.js';
@@ -24,7 +25,7 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-const fileOf = (key: string) => path.join(svc.config.DATA_DIR, ...key.split('/'));
+const fileOf = (key: string) => path.join(fsStoreRoot(svc.config.DATA_DIR), ...key.split('/'));
 const exists = (file: string) => stat(file).then(() => true, () => false);
 
 async function upload(fields: Record<string, string>, seed = 7): Promise<any> {

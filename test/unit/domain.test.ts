@@ -1,7 +1,7 @@
 /** Pure rules of the domain and the API helpers: tables, no I/O. */
 import { describe, expect, it } from 'vitest';
 import { signFileToken, verifyFileToken, deriveSecret } from '../../src/domain/file-token.js';
-import { MEDIA_PATH_PATTERN, newApiKey, newMediaId, newMediaPath } from '../../src/domain/ids.js';
+import { isInboxKeyOf, MEDIA_PATH_PATTERN, newApiKey, newMediaId, newMediaPath } from '../../src/domain/ids.js';
 import { canonicalMime, declaredAgrees, inferKind, inputLimitBytes, kindAccepts } from '../../src/domain/policies.js';
 import { contentDisposition, parseRange } from '../../src/api/serve-content.js';
 import { checkType } from '../../src/pipeline/stage-upload.js';
@@ -110,5 +110,26 @@ describe('config', () => {
     expect(() => loadConfig({ STORAGE_DRIVER: 's3' })).toThrow(/S3_BUCKET/);
     expect(() => loadConfig({ MASTER_KEYS: 'a:b' })).toThrow(/ACTIVE_KEY_ID/);
     expect(() => loadConfig({ S3_SECRET_ACCESS_KEY: '', PORT: '99999' })).toThrow(/PORT/);
+  });
+});
+
+describe('producer storage sources', () => {
+  it.each([
+    ['inbox/app_a/photo.jpg', true],
+    ['inbox/app_a/campaign-7/photo.v2.jpg', true],
+    ['inbox/app_b/photo.jpg', false], // another app's inbox
+    ['inbox/app_a/', false],
+    ['inbox/app_a//photo.jpg', false],
+    ['inbox/app_a/../app_b/photo.jpg', false],
+    ['inbox/app_a/./photo.jpg', false],
+    ['inbox/app_a/sub/..', false],
+    ['inbox/app_a/%2e%2e/photo.jpg', false],
+    ['inbox/app_a/a b.jpg', false],
+    ['master.key', false],
+    ['objects/app_a/med_x.bin', false],
+    ['staging/app_a/med_x.bin', false],
+    [`inbox/app_a/${'x'.repeat(600)}`, false],
+  ])('%s → %s', (key, ok) => {
+    expect(isInboxKeyOf('app_a', key)).toBe(ok);
   });
 });
