@@ -4,11 +4,13 @@
  *   1. image normalization vs raw sharp doing the same operations on the same generated corpus;
  *   2. video remux vs transcode of the same clip;
  *   3. the ffmpeg wrapper (runFfmpeg) vs the ffmpeg CLI with the same arguments;
- *   4. peak RSS per kind, each in a fresh process.
- * Prints markdown tables. Run: node --import tsx bench/normalize.bench.ts
+ *   4. peak RSS per kind, each in a fresh process;
+ *   5. image normalization in-process vs the same call in a persistent child process (the price of
+ *      isolating libvips from the worker; see the doc comment of src/pipeline/normalize-image.ts).
+ * Prints markdown tables. Run: node --import tsx bench/normalize.bench.ts [images|video|rss|child …]
  */
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -222,12 +224,131 @@ async function benchRss(): Promise<string> {
   return table('Peak RSS per kind, one normalization in a fresh process (VmHWM)', ['case', 'outcome', 'node peak MiB', 'ffmpeg/ffprobe peak MiB', 'ms'], rows);
 }
 
-export async function run(): Promise<string> {
+// ------------------------------------------------------------------------------------------------
+// 5. Images in a persistent child process
+
+interface ImageChild {
+  call(path: string, mime: string, scratchDir: string): Promise<void>;
+  rssKb(): Promise<number>;
+  stop(): void;
+}
+
+async function startImageChild(): Promise<[number, ImageChild]> {
+  const started = performance.now();
+  const child: ChildProcess = fork(join(here, 'normalize-image-child.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const pending = new Map<number, { resolve(): void; reject(e: Error): void }>();
+  let nextId = 0;
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`image child exited with ${code} before it was ready`)));
+  });
+  const startMs = performance.now() - started;
+  child.on('message', (m: { id: number; ok: boolean; error?: string }) => {
+    const p = pending.get(m.id);
+    pending.delete(m.id);
+    if (m.ok) p?.resolve();
+    else p?.reject(new Error(m.error));
+  });
+  return [
+    startMs,
+    {
+      call: (path, mime, scratchDir) =>
+        new Promise<void>((resolve, reject) => {
+          const id = nextId++;
+          pending.set(id, { resolve, reject });
+          child.send({ id, path, mime, scratchDir });
+        }),
+      async rssKb() {
+        const status = await readFile(`/proc/${child.pid}/status`, 'latin1');
+        return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0);
+      },
+      stop: () => child.kill('SIGKILL'),
+    },
+  ];
+}
+
+async function benchImageChild(dir: string): Promise<string> {
+  const corpus = await imageCorpus(dir);
+  const [startMs, child] = await startImageChild();
+  const idleRssKb = await child.rssKb();
+  const rows: Array<Array<string | number>> = [];
+  try {
+    let inTotal = 0;
+    let childTotal = 0;
+    let runsTotal = 0;
+    for (const item of corpus) {
+      const scratchDir = await mkdtemp(join(dir, 'child-'));
+      const inProcess = (): Promise<unknown> => normalize({ inputPath: item.path, sniffedMime: item.mime, kind: 'image', scratchDir, log: silentLogger });
+      const inChild = (): Promise<void> => child.call(item.path, item.mime, scratchDir);
+      await inProcess();
+      await inChild();
+      let inMs = 0;
+      let childMs = 0;
+      let runs = 0;
+      // Interleaved, as in section 1, so load drift hits both sides alike.
+      while (runs < 5 || inMs + childMs < 2000) {
+        inMs += (await time(inProcess))[0];
+        childMs += (await time(inChild))[0];
+        runs += 1;
+      }
+      inTotal += inMs / runs;
+      childTotal += childMs / runs;
+      runsTotal += runs;
+      rows.push([item.name, runs, f1((runs * 1000) / inMs), f1((runs * 1000) / childMs), f2((childMs - inMs) / runs), `${f1(((childMs - inMs) / inMs) * 100)} %`]);
+    }
+    rows.push([
+      '**corpus, each image once**',
+      runsTotal,
+      f1((corpus.length * 1000) / inTotal),
+      f1((corpus.length * 1000) / childTotal),
+      f2((childTotal - inTotal) / corpus.length),
+      `${f1(((childTotal - inTotal) / inTotal) * 100)} %`,
+    ]);
+
+    // Four in flight (the default WORKER_CONCURRENCY), small JPEGs: one child serving all four slots.
+    const small = corpus.find((c) => c.name === '640x480 JPEG')!;
+    const scratchDir = await mkdtemp(join(dir, 'child4-'));
+    const batch = 4;
+    let inMs = 0;
+    let childMs = 0;
+    let rounds = 0;
+    while (rounds < 5 || inMs + childMs < 3000) {
+      inMs += (await time(() => Promise.all(Array.from({ length: batch }, () => normalize({ inputPath: small.path, sniffedMime: small.mime, kind: 'image', scratchDir, log: silentLogger })))))[0];
+      childMs += (await time(() => Promise.all(Array.from({ length: batch }, () => child.call(small.path, small.mime, scratchDir)))))[0];
+      rounds += 1;
+    }
+    rows.push([
+      `640x480 JPEG, ${batch} in flight`,
+      rounds * batch,
+      f1((rounds * batch * 1000) / inMs),
+      f1((rounds * batch * 1000) / childMs),
+      f2((childMs - inMs) / (rounds * batch)),
+      `${f1(((childMs - inMs) / inMs) * 100)} %`,
+    ]);
+    const busyRssKb = await child.rssKb();
+    return table(
+      `Images: normalize() in the worker vs the same call in one persistent child process (fork + IPC), images/s; child start ${f1(startMs)} ms under tsx, RSS ${(idleRssKb / 1024).toFixed(0)} MiB idle / ${(busyRssKb / 1024).toFixed(0)} MiB after the corpus`,
+      ['input', 'runs', 'in-process img/s', 'child img/s', 'added ms / image', 'added time'],
+      rows,
+    );
+  } finally {
+    child.stop();
+  }
+}
+
+export async function run(only: readonly string[] = []): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mediaflow-bench-normalize-'));
   const started = performance.now();
   try {
     const parts = [`## normalize (${new Date().toISOString()}, node ${process.version}, sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips})`, ''];
-    for (const section of [() => benchImages(dir), () => benchVideo(dir), () => benchRss()]) {
+    const sections: Array<[string, () => Promise<string>]> = [
+      ['images', () => benchImages(dir)],
+      ['video', () => benchVideo(dir)],
+      ['rss', () => benchRss()],
+      ['child', () => benchImageChild(dir)],
+    ];
+    for (const [name, section] of sections) {
+      if (only.length > 0 && !only.includes(name)) continue;
       const text = await section();
       parts.push(text);
       console.log(text);
@@ -241,5 +362,5 @@ export async function run(): Promise<string> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  await run();
+  await run(process.argv.slice(2));
 }

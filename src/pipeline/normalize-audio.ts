@@ -22,7 +22,7 @@ export async function normalizeAudio(input: NormalizeInput, limits: AudioLimits 
   const mime = canonicalMime(input.sniffedMime);
   const demuxer = demuxerFor(mime);
   if (!demuxer) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${mime} cannot be read as audio`);
-  const probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal, maxToolMs: input.maxToolMs });
+  const probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal, maxToolMs: input.maxToolMs, maxStreams: limits.maxStreams });
   const decision = decideAudio(probe, mime, limits);
   if (decision.action === 'reject') throw new PermanentError('MEDIA_REJECTED', decision.reason);
   const report = createProgressThrottle(input.onProgress);

@@ -9,9 +9,41 @@ import { decodeHeif } from './heic/decode-heif.js';
 import { IMAGE_LIMITS, type ImageLimits } from './image/limits.js';
 import { planImage, stillFormatForOpacity, type ImageFacts } from './image/plan-image.js';
 import { sharpFailureError } from './image/sharp-failure.js';
-import { encoderLadder, EXT_OF_FORMAT, MIME_OF_FORMAT, sharpInputOptions, type EncoderChoice } from './image/sharp-options.js';
+import { encoderLadder, EXT_OF_FORMAT, MIME_OF_FORMAT, restrictSharpLoaders, sharpInputOptions, type EncoderChoice } from './image/sharp-options.js';
 import { createProgressThrottle } from './ffmpeg/progress.js';
 import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from './normalize-types.js';
+
+/**
+ * Why untrusted images are decoded by sharp (libvips) inside the worker process rather than in a
+ * child process.
+ *
+ * Measured (`node --import tsx bench/normalize.bench.ts child`: the same normalize() call in-process
+ * and in one persistent forked child, interleaved; 2 shared cores at load average 5.8 to 9.9, so
+ * two runs disagree by ±10 %): the child adds about 1 ms of IPC per image. A 640x480 JPEG (~100
+ * images/s) went -5 % and +10 %, the mixed corpus -10 % and -1 %, four 640x480 in flight -5 % and
+ * +28 %; the idle child is ~95 MiB RSS. Cheap in CPU, but a forked child is not isolation: it has
+ * the worker's uid, environment (MASTER_KEYS) and files, so it only contains crashes, and
+ * containing them well takes one child per worker slot (a crash must fail only its own media):
+ * ~95 MiB each, plus an abort, timeout, log and shutdown protocol around every image.
+ *
+ * What bounds a hostile image here instead:
+ * - only the loaders of accepted formats can run at all (restrictSharpLoaders: SVG, JPEG 2000,
+ *   PDF, VIPS, matrix, CSV, raw… are blocked process-wide), and the loader libvips picked must be
+ *   the sniffed type's (planImage) before a pixel is decoded;
+ * - the header's size, frames and pixels of all frames are checked against maxPixels (40 MP),
+ *   maxFrames and maxAnimatedPixels before decoding, and limitInputPixels enforces the same limit
+ *   inside libvips if the data disagrees with the header; `failOn: 'error'`, `sequentialRead`;
+ * - HEIC (libheif) and BMP are never decoded here: heif-convert (under prlimit, 1 GiB address
+ *   space) and ffmpeg turn them into PNG in child processes, after their headers were checked;
+ * - every libvips pipeline has a work timeout (timeoutSeconds), and sharp.concurrency() is 1 on
+ *   glibc without jemalloc (libvips 8.18.7, sharp 0.35.5: update them with sharp's releases).
+ *
+ * What a libvips crash costs: the worker process ends with its jobs in flight (WORKER_CONCURRENCY,
+ * 4 by default). Their locks expire after JOB_LOCK_SECONDS and other workers take them over; a
+ * media that crashes every worker that takes it fails once it has stalled maxStalledCount (3)
+ * times, and an innocent job fails only if it shares a worker with such a media four times over.
+ */
+restrictSharpLoaders();
 
 /**
  * Image → JPEG (opaque), PNG (alpha actually used), or GIF/WEBP kept animated; auto-oriented,

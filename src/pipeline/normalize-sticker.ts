@@ -5,9 +5,12 @@ import { canonicalMime } from '../domain/policies.js';
 import { STICKER_LIMITS, type StickerLimits } from './image/limits.js';
 import { planSticker } from './image/plan-sticker.js';
 import { sharpFailureError } from './image/sharp-failure.js';
-import { sharpInputOptions, stickerEncoder } from './image/sharp-options.js';
+import { restrictSharpLoaders, sharpInputOptions, stickerEncoder } from './image/sharp-options.js';
 import { createProgressThrottle } from './ffmpeg/progress.js';
 import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from './normalize-types.js';
+
+// Stickers are untrusted images too: the same loader allow-list (see normalize-image.ts for why sharp runs in-process).
+restrictSharpLoaders();
 
 /**
  * Sticker → WEBP 512x512, the picture letterboxed on transparency, animation kept, ≤ 100 KB

@@ -27,7 +27,7 @@ export async function normalizeVideo(input: NormalizeInput, limits: VideoLimits 
   const source: InputSpec = { path: input.inputPath, demuxer, threads: limits.threads };
   const report = createProgressThrottle(input.onProgress);
 
-  const probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal, maxToolMs: input.maxToolMs });
+  const probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal, maxToolMs: input.maxToolMs, maxStreams: limits.maxStreams });
   const sizeBytes = (await stat(input.inputPath)).size;
   let durationMs = probe.durationMs;
   if (durationMs === null && probe.video) durationMs = await scanDuration(source, probe.video.index, limits.maxDurationMs, input.signal, input.maxToolMs);

@@ -25,7 +25,7 @@ export async function normalizeVoiceNote(input: NormalizeInput, limits: VoiceNot
   const demuxer = demuxerFor(mime);
   if (!demuxer) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${mime} cannot be read as a voice note`);
   const source: InputSpec = { path: input.inputPath, demuxer, threads: limits.threads };
-  let probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal, maxToolMs: input.maxToolMs });
+  let probe = await probeMedia({ path: input.inputPath, demuxer, signal: input.signal, maxToolMs: input.maxToolMs, maxStreams: limits.maxStreams });
   if (probe.durationMs === null && probe.audio) {
     // Browser recordings (WebM) state no duration; the bitrate is chosen from it, so measure it.
     probe = { ...probe, durationMs: await scanDuration(source, probe.audio.index, limits.maxDurationMs, input.signal, input.maxToolMs) };

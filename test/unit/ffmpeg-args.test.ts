@@ -21,10 +21,16 @@ const mp4 = { path: '/s/in.mp4', demuxer: 'mov', threads: 2 };
 
 describe('inputArgs', () => {
   it('forces the demuxer, whitelists protocols, uses a file: URL', () => {
-    expect(inputArgs(webm)).toEqual([...HEAD, '-f', 'matroska', '-i', 'file:/s/in.webm']);
+    expect(inputArgs(webm)).toEqual([...HEAD, '-format_whitelist', 'matroska', '-f', 'matroska', '-i', 'file:/s/in.webm']);
   });
   it('MOV inputs never follow data references; a seek goes before -i', () => {
-    expect(inputArgs({ ...mp4, seekSeconds: 1 })).toEqual([...HEAD, '-enable_drefs', '0', '-ss', '1.000', '-f', 'mov', '-i', 'file:/s/in.mp4']);
+    expect(inputArgs({ ...mp4, seekSeconds: 1 })).toEqual([...HEAD, '-enable_drefs', '0', '-ss', '1.000', '-format_whitelist', 'mov', '-f', 'mov', '-i', 'file:/s/in.mp4']);
+  });
+  it.each(['mov', 'matroska', 'avi', 'mp3', 'ogg', 'aac', 'amr', 'wav', 'flac', 'bmp_pipe'])('%s: the format whitelist is the forced demuxer alone', (demuxer) => {
+    const args = inputArgs({ path: '/s/in', demuxer, threads: 1 });
+    expect(args.filter((a) => a === '-format_whitelist')).toHaveLength(1);
+    expect(args[args.indexOf('-format_whitelist') + 1]).toBe(demuxer);
+    expect(buildProbeArgs('/s/in', demuxer)).toEqual(expect.arrayContaining(['-format_whitelist', demuxer]));
   });
   it('a path that looks like a protocol or an option stays a file', () => {
     const args = inputArgs({ path: 'concat:/etc/passwd|-y', demuxer: 'mp3', threads: 1 });
@@ -33,9 +39,9 @@ describe('inputArgs', () => {
 });
 
 describe('buildProbeArgs', () => {
-  it('json of format and streams, forced demuxer', () => {
+  it('json of format and streams, forced demuxer, and only that demuxer allowed', () => {
     expect(buildProbeArgs('/s/a.mp4', 'mov')).toEqual([
-      '-hide_banner', '-loglevel', 'error', '-protocol_whitelist', 'file,pipe', '-enable_drefs', '0', '-f', 'mov',
+      '-hide_banner', '-loglevel', 'error', '-protocol_whitelist', 'file,pipe', '-enable_drefs', '0', '-format_whitelist', 'mov', '-f', 'mov',
       '-print_format', 'json', '-show_format', '-show_streams', 'file:/s/a.mp4',
     ]);
   });
@@ -44,7 +50,7 @@ describe('buildProbeArgs', () => {
 describe('buildVideoArgs', () => {
   it('remux: copy both mapped streams, faststart, no metadata', () => {
     expect(buildVideoArgs(mp4, { action: 'remux', durationMs: 4000, videoIndex: 0, audioIndex: 1, width: 320, height: 240 }, 10_800_000, '/s/out.mp4')).toEqual([
-      ...HEAD, '-enable_drefs', '0', '-f', 'mov', '-i', 'file:/s/in.mp4',
+      ...HEAD, '-enable_drefs', '0', '-format_whitelist', 'mov', '-f', 'mov', '-i', 'file:/s/in.mp4',
       '-map', '0:0', '-map', '0:1', ...STRIP, '-t', '5.000',
       '-c', 'copy',
       '-threads', '2', '-movflags', '+faststart', '-fflags', '+bitexact', '-f', 'mp4', 'file:/s/out.mp4',
@@ -65,7 +71,7 @@ describe('buildVideoArgs', () => {
         '/s/out.mp4',
       ),
     ).toEqual([
-      ...HEAD, '-f', 'matroska', '-i', 'file:/s/in.webm',
+      ...HEAD, '-format_whitelist', 'matroska', '-f', 'matroska', '-i', 'file:/s/in.webm',
       '-map', '0:0', '-map', '0:1', ...STRIP, '-t', '31.008',
       '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-profile:v', 'high', '-pix_fmt', 'yuv420p',
       '-vf', 'scale=1280:720:flags=bicubic,setsar=1', '-fpsmax', '60', '-maxrate', '1857k', '-bufsize', '3714k',
@@ -95,7 +101,7 @@ describe('buildVideoArgs', () => {
 describe('audio builders', () => {
   it('voice note: Opus mono 48k voip, constrained VBR, plus a PCM tap on stdout', () => {
     expect(buildVoiceNoteArgs({ path: '/s/v.mp3', demuxer: 'mp3', threads: 2 }, { audioIndex: 0, kbps: 24, maxDurationMs: 4030, waveformSampleRate: 4000 }, '/s/v.ogg')).toEqual([
-      ...HEAD, '-f', 'mp3', '-i', 'file:/s/v.mp3',
+      ...HEAD, '-format_whitelist', 'mp3', '-f', 'mp3', '-i', 'file:/s/v.mp3',
       '-map', '0:0', '-vn', ...STRIP, '-t', '4.030',
       '-ac', '1', '-ar', '48000', '-c:a', 'libopus', '-b:a', '24k', '-vbr', 'constrained', '-application', 'voip',
       '-threads', '2', '-fflags', '+bitexact', '-f', 'ogg', 'file:/s/v.ogg',
@@ -109,14 +115,14 @@ describe('audio builders', () => {
   });
   it('kept voice note: Opus packets copied into a fresh Ogg without tags, plus the PCM tap', () => {
     expect(buildVoiceNoteRemuxArgs({ path: '/s/v.ogg', demuxer: 'ogg', threads: 2 }, { audioIndex: 0, maxDurationMs: 4000, waveformSampleRate: 4000 }, '/s/o.ogg')).toEqual([
-      ...HEAD, '-f', 'ogg', '-i', 'file:/s/v.ogg',
+      ...HEAD, '-format_whitelist', 'ogg', '-f', 'ogg', '-i', 'file:/s/v.ogg',
       '-map', '0:0', '-vn', ...STRIP, '-t', '4.000', '-c:a', 'copy', '-fflags', '+bitexact', '-f', 'ogg', 'file:/s/o.ogg',
       '-map', '0:0', '-vn', ...STRIP, '-t', '4.000', '-ac', '1', '-ar', '4000', '-c:a', 'pcm_s16le', '-f', 's16le', 'pipe:1',
     ]);
   });
   it('kept audio: the one stream copied, tags and cover art left behind, same container', () => {
     expect(buildAudioRemuxArgs({ path: '/s/a.mp3', demuxer: 'mp3', threads: 2 }, { audioIndex: 0, target: AUDIO_REMUX_TARGETS['audio/mpeg']!, maxDurationMs: 10_800_000 }, '/s/o.mp3')).toEqual([
-      ...HEAD, '-f', 'mp3', '-i', 'file:/s/a.mp3',
+      ...HEAD, '-format_whitelist', 'mp3', '-f', 'mp3', '-i', 'file:/s/a.mp3',
       '-map', '0:0', '-vn', ...STRIP, '-t', '10800.000',
       '-c:a', 'copy', '-id3v2_version', '0', '-write_id3v1', '0', '-fflags', '+bitexact', '-f', 'mp3', 'file:/s/o.mp3',
     ]);
@@ -128,7 +134,7 @@ describe('audio builders', () => {
   });
   it('audio: AAC in MP4 with faststart', () => {
     expect(buildAudioArgs({ path: '/s/a.flac', demuxer: 'flac', threads: 2 }, { audioIndex: 0, kbps: 128, channels: 2, maxDurationMs: 4000 }, '/s/a.m4a')).toEqual([
-      ...HEAD, '-f', 'flac', '-i', 'file:/s/a.flac',
+      ...HEAD, '-format_whitelist', 'flac', '-f', 'flac', '-i', 'file:/s/a.flac',
       '-map', '0:0', '-vn', ...STRIP, '-t', '4.000',
       '-c:a', 'aac', '-b:a', '128k', '-ac', '2',
       '-threads', '2', '-movflags', '+faststart', '-fflags', '+bitexact', '-f', 'mp4', 'file:/s/a.m4a',
@@ -139,18 +145,18 @@ describe('audio builders', () => {
 describe('one-frame and scan builders', () => {
   it('poster: one MJPEG frame from the seek point', () => {
     expect(buildPosterArgs({ ...mp4, path: '/s/out.mp4', seekSeconds: 1 }, '/s/p.jpg')).toEqual([
-      ...HEAD, '-enable_drefs', '0', '-ss', '1.000', '-f', 'mov', '-i', 'file:/s/out.mp4',
+      ...HEAD, '-enable_drefs', '0', '-ss', '1.000', '-format_whitelist', 'mov', '-f', 'mov', '-i', 'file:/s/out.mp4',
       '-map', '0:v:0', '-an', ...STRIP, '-frames:v', '1', '-c:v', 'mjpeg', '-q:v', '4', '-f', 'image2', '-update', '1', 'file:/s/p.jpg',
     ]);
   });
   it('duration scan: packets copied to the null muxer, capped a second past the limit', () => {
     expect(buildDurationScanArgs(webm, 1, 60_000)).toEqual([
-      ...HEAD, '-f', 'matroska', '-i', 'file:/s/in.webm', '-map', '0:1', ...STRIP, '-t', '61.000', '-c', 'copy', '-f', 'null', 'pipe:1',
+      ...HEAD, '-format_whitelist', 'matroska', '-f', 'matroska', '-i', 'file:/s/in.webm', '-map', '0:1', ...STRIP, '-t', '61.000', '-c', 'copy', '-f', 'null', 'pipe:1',
     ]);
   });
   it('BMP to PNG: one frame', () => {
     expect(buildBmpToPngArgs({ path: '/s/i.bmp', demuxer: 'bmp_pipe', threads: 1 }, '/s/i.png')).toEqual([
-      '-nostdin', '-y', '-hide_banner', '-loglevel', 'error', '-threads', '1', '-protocol_whitelist', 'file,pipe', '-f', 'bmp_pipe', '-i', 'file:/s/i.bmp',
+      '-nostdin', '-y', '-hide_banner', '-loglevel', 'error', '-threads', '1', '-protocol_whitelist', 'file,pipe', '-format_whitelist', 'bmp_pipe', '-f', 'bmp_pipe', '-i', 'file:/s/i.bmp',
       '-map', '0:v:0', ...STRIP, '-frames:v', '1', '-c:v', 'png', '-f', 'image2', '-update', '1', 'file:/s/i.png',
     ]);
   });
@@ -171,6 +177,9 @@ describe('hardening holds for every builder', () => {
     expect(args.slice(0, 3)).toEqual(['-nostdin', '-y', '-hide_banner']);
     expect(args[args.indexOf('-protocol_whitelist') + 1]).toBe('file,pipe');
     expect(args.indexOf('-f')).toBeLessThan(args.indexOf('-i'));
+    // Exactly the forced demuxer may open, nested demuxers included.
+    expect(args[args.indexOf('-format_whitelist') + 1]).toBe(args[args.indexOf('-f') + 1]);
+    expect(args.indexOf('-format_whitelist')).toBeLessThan(args.indexOf('-i'));
     expect(args).toContain('-map_metadata');
     expect(args[args.indexOf('-map_metadata') + 1]).toBe('-1');
     expect(args).toContain('-threads');

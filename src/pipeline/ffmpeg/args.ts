@@ -9,6 +9,11 @@
  * - `-f <demuxer>` forced from the sniffed type: no format guessing, so no playlist (HLS), concat
  *   script or image-sequence demuxer can be reached; `-enable_drefs 0` stops MOV data references
  *   from pointing at other files.
+ * - `-format_whitelist <the same demuxer>`: `-f` only picks the outer demuxer, while some demuxers
+ *   open an inner one chosen by probing the payload (AVI's GAB2 subtitles, and any future nesting);
+ *   the whitelist is inherited by every nested context, so nothing but the forced demuxer ever
+ *   parses a byte. ffmpeg matches it against any of the demuxer's names (`mov` is
+ *   `mov,mp4,m4a,3gp,3g2,mj2`, `matroska` is `matroska,webm`), so the one name we force is enough.
  * - `-map_metadata -1 -map_chapters -1`, `-sn -dn` and explicit `-map`s: only the one audio and
  *   video stream we chose go out, without tags (GPS in `©xyz`, device names) or chapters.
  * - `-t`: a duration cap even when the container lies about its duration.
@@ -27,6 +32,11 @@ export interface InputSpec {
 
 const seconds = (ms: number): string => (ms / 1000).toFixed(3);
 
+/** The demuxer forced, and the only one allowed to open, for an input (ffmpeg and ffprobe alike). */
+function forcedDemuxer(demuxer: string): string[] {
+  return ['-format_whitelist', demuxer, '-f', demuxer];
+}
+
 /** Global options and one hardened input. */
 export function inputArgs(input: InputSpec): string[] {
   return [
@@ -43,8 +53,7 @@ export function inputArgs(input: InputSpec): string[] {
     'file,pipe',
     ...(input.demuxer === 'mov' ? ['-enable_drefs', '0'] : []),
     ...(input.seekSeconds !== undefined ? ['-ss', input.seekSeconds.toFixed(3)] : []),
-    '-f',
-    input.demuxer,
+    ...forcedDemuxer(input.demuxer),
     '-i',
     `file:${input.path}`,
   ];
@@ -58,8 +67,7 @@ export function buildProbeArgs(path: string, demuxer: string): string[] {
     '-protocol_whitelist',
     'file,pipe',
     ...(demuxer === 'mov' ? ['-enable_drefs', '0'] : []),
-    '-f',
-    demuxer,
+    ...forcedDemuxer(demuxer),
     '-print_format',
     'json',
     '-show_format',

@@ -4,6 +4,23 @@
  */
 import { MEDIA_POLICIES } from '../../domain/policies.js';
 
+/**
+ * Streams one audio/video file may hold, of every type (attached pictures and data tracks too).
+ * We keep one video and one audio stream, but ffmpeg still opens, probes and demuxes every stream
+ * of the input in each run, so a file of hundreds of tiny streams costs hundreds of decoders for
+ * nothing. 16, not fewer: phones write data tracks beside the picture and sound (an iPhone HDR
+ * clip is 1 video + 1 audio + 4 `mebx` metadata tracks; Cinematic mode adds a disparity video and
+ * more metadata; GoPro writes tmcd, gpmd and fdsc), and those must still pass.
+ */
+export const MAX_STREAMS = 16;
+
+/** Why a probed file is refused for its stream count, or null (pure; checked before any ffmpeg run on it). */
+export function streamCountRefusal(counts: { video: number; audio: number; attachedPictures: number; other: number }, maxStreams: number): string | null {
+  const total = counts.video + counts.audio + counts.attachedPictures + counts.other;
+  if (total <= maxStreams) return null;
+  return `the file has ${total} streams, over the limit of ${maxStreams} (one video and one audio stream are kept)`;
+}
+
 export interface VideoLimits {
   /** Stored size limit: the output must fit, re-encoded at a lower bitrate when needed. */
   maxBytes: number;
@@ -29,6 +46,8 @@ export interface VideoLimits {
   /** Share of the budget kept for the MP4 container and the encoder's rate-control slack. */
   overheadRatio: number;
   threads: number;
+  /** See MAX_STREAMS. */
+  maxStreams: number;
 }
 
 export const VIDEO_LIMITS: VideoLimits = {
@@ -46,6 +65,7 @@ export const VIDEO_LIMITS: VideoLimits = {
   bufferSeconds: 2,
   overheadRatio: 0.04,
   threads: 2,
+  maxStreams: MAX_STREAMS,
 };
 
 export interface VoiceNoteLimits {
@@ -61,6 +81,7 @@ export interface VoiceNoteLimits {
   waveformSampleRate: number;
   waveformBars: number;
   threads: number;
+  maxStreams: number;
 }
 
 export const VOICE_NOTE_LIMITS: VoiceNoteLimits = {
@@ -72,6 +93,7 @@ export const VOICE_NOTE_LIMITS: VoiceNoteLimits = {
   waveformSampleRate: 4000,
   waveformBars: 64,
   threads: 2,
+  maxStreams: MAX_STREAMS,
 };
 
 export interface AudioLimits {
@@ -80,6 +102,7 @@ export interface AudioLimits {
   /** AAC-LC at 128k stereo: transparent enough for music shared in a chat. */
   aacKbps: number;
   threads: number;
+  maxStreams: number;
 }
 
 export const AUDIO_LIMITS: AudioLimits = {
@@ -87,6 +110,7 @@ export const AUDIO_LIMITS: AudioLimits = {
   maxDurationMs: MEDIA_POLICIES.audio.maxDurationMs ?? 3 * 60 * 60 * 1000,
   aacKbps: 128,
   threads: 2,
+  maxStreams: MAX_STREAMS,
 };
 
 export type ToolOperation = 'probe' | 'scan' | 'copy' | 'encode' | 'poster' | 'decode';

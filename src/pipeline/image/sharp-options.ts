@@ -2,7 +2,29 @@
  * sharp's input and encoder options as data (pure), so the safe settings are visible and tested in
  * one place rather than scattered over call chains.
  */
-import type { GifOptions, JpegOptions, PngOptions, SharpOptions, WebpOptions } from 'sharp';
+import sharp, { type GifOptions, type JpegOptions, type PngOptions, type SharpOptions, type WebpOptions } from 'sharp';
+
+/**
+ * The libvips loaders this process may run, by format: the ones the image and sticker kinds decode
+ * (LOADERS in plan-image.ts), UltraHDR being JPEG with a gain map. Each comes as a File, Buffer and
+ * Source operation.
+ */
+export const ALLOWED_SHARP_LOADERS: readonly string[] = ['Jpeg', 'Uhdr', 'Png', 'Webp', 'Nsgif', 'Heif', 'Tiff'].flatMap((format) =>
+  ['File', 'Buffer', 'Source'].map((from) => `VipsForeignLoad${format}${from}`),
+);
+
+/**
+ * Every other libvips loader is blocked for the whole process (sharp.block is process-wide): the
+ * prebuilt libvips also carries SVG (librsvg: XML, CSS, fonts), JPEG 2000, the VIPS and matrix/CSV
+ * formats, raw, PDF and OpenSlide hooks, none of which we accept. libvips picks a loader from the
+ * content, and `metadata()` runs it before our plan compares it with the sniffed type; blocked, a
+ * file that would have been read by one of those is refused as an unsupported format instead.
+ * Idempotent; called when the image steps load.
+ */
+export function restrictSharpLoaders(): void {
+  sharp.block({ operation: ['VipsForeignLoad'] });
+  sharp.unblock({ operation: [...ALLOWED_SHARP_LOADERS] });
+}
 
 /**
  * - `limitInputPixels`: refuse before decoding when the header's size is over the plan's limit
