@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AppError } from '../domain/errors.js';
+import { sanitizeFilename } from '../domain/filename.js';
 import { CLIENT_ID_PATTERN, newMediaPath, storageKey } from '../domain/ids.js';
 import { MEDIA_KINDS, type MediaKind, type MediaSource } from '../domain/kinds.js';
 import * as mediaRepo from '../db/repos/media.js';
@@ -68,7 +69,8 @@ export async function commitMedia(
       sourceUrl: m.sourceUrl ?? null,
       declaredMime: m.declaredMime,
       detectedMime: m.detectedMime ?? null,
-      originalName: m.originalName,
+      // Every API and CLI way in passes here, so this is where a client's name is made safe.
+      originalName: sanitizeFilename(m.originalName),
       name: m.fields.name ?? null,
       description: m.fields.description ?? null,
       inputBytes: m.inputBytes,

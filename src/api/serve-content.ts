@@ -2,19 +2,11 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { MediaRow } from '../db/repos/media.js';
 import { AppError } from '../domain/errors.js';
+import { downloadFilename } from '../domain/filename.js';
 import { integrityFailuresTotal } from '../metrics.js';
 import type { Runtime } from '../runtime.js';
 import { BlobNotFoundError } from '../storage/blob-store.js';
 import { openObject, openRange, SealedFormatError } from '../storage/sealed-format.js';
-
-const EXT: Record<string, string> = {
-  'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp', 'image/gif': 'gif', 'video/mp4': 'mp4', 'video/3gpp': '3gp',
-  'audio/mpeg': 'mp3', 'audio/ogg': 'ogg', 'audio/mp4': 'm4a', 'audio/aac': 'aac', 'audio/amr': 'amr', 'application/pdf': 'pdf',
-  'text/plain': 'txt', 'application/msword': 'doc', 'application/vnd.ms-excel': 'xls',
-  'application/vnd.openxmlformats-officedocument.wordprocessingml.document': 'docx',
-  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet': 'xlsx',
-  'application/vnd.openxmlformats-officedocument.presentationml.presentation': 'pptx',
-};
 
 export type RangeSpec = { start: number; end: number } | 'unsatisfiable' | null;
 
@@ -37,14 +29,15 @@ export function parseRange(header: string | undefined, size: number): RangeSpec 
   return { start, end };
 }
 
-/** A filename that cannot break out of the header or name a path: ASCII fallback plus RFC 5987 form. */
+/**
+ * A Content-Disposition that cannot break out of the header, name a path, spoof its extension or
+ * throw on any stored name (rows from before names were sanitised included): an ASCII fallback plus
+ * the RFC 5987 `filename*`, both from `downloadFilename`, whose output is always well-formed UTF-16.
+ */
 export function contentDisposition(name: string | null, fallbackBase: string, mime: string | null): string {
-  const ext = (mime && EXT[mime]) || 'bin';
-  let base = (name ?? '').replace(/[\u0000-\u001f\u007f"\\/]/g, '').replace(/^\.+/, '').trim();
-  if (!base) base = `${fallbackBase}.${ext}`;
-  base = base.slice(0, 200);
-  const ascii = base.replace(/[^A-Za-z0-9._ ()-]/g, '_');
-  const encoded = encodeURIComponent(base).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const safe = downloadFilename(name, mime, fallbackBase);
+  const ascii = safe.replace(/[^A-Za-z0-9._ ()-]/gu, '_');
+  const encoded = encodeURIComponent(safe).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 

@@ -1,28 +1,7 @@
-/**
- * Turns a remote party's idea of a file name into one that is safe to show and to store as
- * `originalName`: never a path, no control or bidi-override characters (which can make
- * `invoice\u202Egpj.exe` read as `invoice.exe.jpg`), bounded in length. Null when nothing usable is left.
- */
-export function sanitizeFilename(raw: string | null | undefined): string | null {
-  if (raw == null) return null;
-  let name = raw.normalize('NFC');
-  name = name.slice(Math.max(name.lastIndexOf('/'), name.lastIndexOf('\\')) + 1);
-  name = name
-    // C0/C1 controls, DEL, and the Unicode bidi embedding/override/isolate marks
-    .replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '')
-    .replace(/[<>:"|?*]/g, '_')
-    .trim()
-    .replace(/^[.\s]+/, '')
-    .replace(/[.\s]+$/, '');
-  if (name === '') return null;
-  const MAX = 200;
-  if (name.length > MAX) {
-    const dot = name.lastIndexOf('.');
-    const ext = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : '';
-    name = name.slice(0, MAX - ext.length) + ext;
-  }
-  return name;
-}
+import { sanitizeFilename } from '../../domain/filename.js';
+
+/** The one sanitiser every way in uses (src/domain/filename.ts); re-exported for the URL fetcher's callers. */
+export { sanitizeFilename };
 
 function unquote(v: string): string {
   if (v.startsWith('"') && v.endsWith('"') && v.length >= 2) return v.slice(1, -1).replace(/\\(.)/g, '$1');
