@@ -3,17 +3,22 @@
  * positive cases lift the address rule with `allowPrivateNetworks` or an exact `allowHosts` entry,
  * and refusals are proven by a canary server that must never see a connection.
  */
+import { execFileSync } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type dns from 'node:dns';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
-import { createSafeAgent, openUrl, UrlRefusedError, type FetchPolicy } from '../../src/pipeline/fetch-source.js';
+import { createSafeAgent, openUrl, UrlFetchFailedError, UrlRefusedError, type FetchPolicy } from '../../src/pipeline/fetch-source.js';
 
 const MB = 1_000_000;
 
@@ -156,6 +161,29 @@ async function refusal(p: Promise<unknown>): Promise<UrlRefusedError> {
   expect(r.code).toBe('VALIDATION_FAILED');
   expect(r).toBeInstanceOf(PermanentError);
   return r;
+}
+
+async function fetchFailure(p: Promise<unknown>): Promise<UrlFetchFailedError> {
+  const err = await p.then(
+    () => {
+      throw new Error('expected a failure, got a response');
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(UrlFetchFailedError);
+  const f = err as UrlFetchFailedError;
+  // Final: the worker fails the media at once instead of handing the job back to the queue.
+  expect(f).toBeInstanceOf(PermanentError);
+  expect(f.code).toBe('VALIDATION_FAILED');
+  expect(f.details.field).toBe('url');
+  return f;
+}
+
+/** A raw server that counts connections; `onSocket` runs on each one's first request bytes. */
+async function serveCounting(onSocket: (socket: net.Socket, n: number) => void): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
+  let n = 0;
+  const raw = await serveRaw((socket) => onSocket(socket, ++n));
+  return { port: raw.port, connections: () => n, close: raw.close };
 }
 
 describe('the address rule, on and off', () => {
@@ -328,11 +356,15 @@ describe('redirects', () => {
     expect(r.details.reason).toBe('port');
   });
 
-  it('follows exactly maxRedirects hops and refuses one more', async () => {
-    const ok = await openUrl(`http://127.0.0.1:${hub.port}/chain/5`, policy());
+  it('follows 3 redirects by default and refuses the 4th with a clear message, never requesting its target', async () => {
+    const ok = await openUrl(`http://127.0.0.1:${hub.port}/chain/3`, policy());
     expect((await readAll(ok.body)).toString()).toBe('end of chain');
-    const r = await refusal(openUrl(`http://127.0.0.1:${hub.port}/chain/6`, policy()));
+    const before = hub.requests.length;
+    const r = await refusal(openUrl(`http://127.0.0.1:${hub.port}/chain/4`, policy()));
     expect(r.details.reason).toBe('redirects');
+    expect(r.message).toBe('URL redirected more than 3 times; at most 3 redirects are followed');
+    // /chain/4 → 3 → 2 → 1 were requested; /chain/0, the 4th redirect's target, never was.
+    expect(hub.requests.slice(before).map((q) => q.url)).toEqual(['/chain/4', '/chain/3', '/chain/2', '/chain/1']);
     const r2 = await refusal(openUrl(`http://127.0.0.1:${hub.port}/chain/3`, { ...policy(), maxRedirects: 2 }));
     expect(r2.details.reason).toBe('redirects');
   });
@@ -340,7 +372,69 @@ describe('redirects', () => {
   it('refuses a redirect loop', async () => {
     const r = await refusal(openUrl(`http://127.0.0.1:${hub.port}/loop`, policy()));
     expect(r.details.reason).toBe('redirects');
-    expect(r.message).toMatch(/more than 5/);
+    expect(r.message).toMatch(/more than 3/);
+  });
+});
+
+describe('redirects from https (a self-signed server, trusted by this test only)', () => {
+  let dir = '';
+  let cert = '';
+  let tlsServer: https.Server;
+  let tlsPort = 0;
+  let plain: Served;
+  let tlsRequests: string[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mediaflow-tls-'));
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+      '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
+    ], { stdio: 'ignore' });
+    cert = await readFile(path.join(dir, 'cert.pem'), 'utf8');
+    plain = await serve((_req, res) => res.end('plain text over http'));
+    tlsServer = https.createServer({ key: await readFile(path.join(dir, 'key.pem')), cert }, (req, res) => {
+      tlsRequests.push(req.url!);
+      if (req.url === '/down') {
+        res.writeHead(302, { location: `http://127.0.0.1:${plain.port}/leak` });
+        res.end();
+      } else if (req.url === '/up') {
+        res.writeHead(301, { location: '/secure' });
+        res.end();
+      } else res.end('secure ok');
+    });
+    tlsPort = await listen(tlsServer);
+  });
+  afterAll(async () => {
+    await closeServer(tlsServer);
+    await plain.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    tlsRequests = [];
+  });
+
+  const policy = (): FetchPolicy => ({ maxBytes: 1000, allowHosts: [`127.0.0.1:${tlsPort}`, `127.0.0.1:${plain.port}`], ca: cert });
+
+  it('follows an https redirect that stays on https', async () => {
+    const got = await openUrl(`https://127.0.0.1:${tlsPort}/up`, policy());
+    expect((await readAll(got.body)).toString()).toBe('secure ok');
+    expect(got.finalUrl).toBe(`https://127.0.0.1:${tlsPort}/secure`);
+  });
+
+  it('an https server whose certificate is not trusted fails for good, naming only the TLS error', async () => {
+    const f = await fetchFailure(openUrl(`https://127.0.0.1:${tlsPort}/secure`, { ...policy(), ca: undefined }));
+    expect(f.details.reason).toBe('unreachable');
+    expect(f.message).toBe('URL fetch failed: TLS certificate not accepted (DEPTH_ZERO_SELF_SIGNED_CERT)');
+  });
+
+  it('refuses a redirect from https to http, and the http server is never asked', async () => {
+    const before = plain.requests.length;
+    const r = await refusal(openUrl(`https://127.0.0.1:${tlsPort}/down`, policy()));
+    expect(r.details.reason).toBe('redirect_downgrade');
+    expect(r.message).toMatch(/https URL may not redirect to plain http/);
+    expect(tlsRequests).toEqual(['/down']);
+    expect(plain.requests.length).toBe(before);
   });
 });
 
@@ -462,88 +556,203 @@ describe('size cap', () => {
   });
 });
 
-describe('timeouts and statuses', () => {
-  it('gives up on a server that accepts and never answers (total timeout), retryably', async () => {
-    const raw = await serveRaw(() => undefined);
+describe('deadline, stalls and retries', () => {
+  const local = (extra: Partial<FetchPolicy> = {}): FetchPolicy => ({ maxBytes: 100_000, allowPrivateNetworks: true, ...extra });
+
+  it('fails a body that dribbles one byte a second once a stall window passes, without trying again', async () => {
+    const timers = new Set<NodeJS.Timeout>();
+    const srv = await serveCounting((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-type: image/png\r\ncontent-length: 1000\r\n\r\n');
+      const t = setInterval(() => socket.write('x'), 1000);
+      timers.add(t);
+      socket.on('close', () => clearInterval(t));
+    });
     try {
-      const started = Date.now();
-      const err = await openUrl(`http://127.0.0.1:${raw.port}/`, { maxBytes: 1000, allowPrivateNetworks: true, totalTimeoutMs: 300 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(Error);
-      expect(err).not.toBeInstanceOf(PermanentError);
-      expect((err as Error).message).toMatch(/timed out after 300 ms/);
-      expect(Date.now() - started).toBeLessThan(3000);
+      const got = await openUrl(`http://127.0.0.1:${srv.port}/slow.png`, local({ totalTimeoutMs: 3000, stallTimeoutMs: 1000 }));
+      const f = await fetchFailure(readAll(got.body));
+      expect(f.details.reason).toBe('stalled');
+      expect(f.message).toMatch(/^URL transfer stalled: \d+ bytes in 1 s, under the floor of 1024 bytes\/s$/);
+      expect(srv.connections()).toBe(1);
     } finally {
-      await raw.close();
+      for (const t of timers) clearInterval(t);
+      await srv.close();
     }
   });
 
-  it('the total timeout also covers a body that stalls after the headers', async () => {
+  it('fails a server that accepts and never answers at the deadline, final, on one connection', async () => {
+    const srv = await serveCounting(() => undefined);
+    try {
+      const f = await fetchFailure(openUrl(`http://127.0.0.1:${srv.port}/`, local({ totalTimeoutMs: 500 })));
+      expect(f.details.reason).toBe('deadline');
+      expect(f.message).toBe('URL fetch did not finish within the 0.5 s deadline');
+      expect(srv.connections()).toBe(1);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('the deadline also covers a body that stops after the headers', async () => {
     const raw = await serveRaw((socket) => {
       socket.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789');
     });
     try {
-      const got = await openUrl(`http://127.0.0.1:${raw.port}/`, { maxBytes: 1000, allowPrivateNetworks: true, totalTimeoutMs: 400 });
-      const err = await readAll(got.body).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(Error);
-      expect((err as Error).message).toMatch(/timed out after 400 ms/);
+      const got = await openUrl(`http://127.0.0.1:${raw.port}/`, local({ totalTimeoutMs: 400 }));
+      const f = await fetchFailure(readAll(got.body));
+      expect(f.details.reason).toBe('deadline');
+      expect(f.message).toMatch(/within the 0.4 s deadline/);
     } finally {
       await raw.close();
     }
   });
 
-  it('gives up connecting when the connection cannot be set up in time (connect timeout)', async () => {
-    const hanging = ((..._args: unknown[]) => undefined) as unknown as typeof dns.lookup;
-    const started = Date.now();
-    const err = await openUrl('http://slow.test/', { maxBytes: 1000, lookup: hanging, connectTimeoutMs: 200, totalTimeoutMs: 10_000 }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect(err).not.toBeInstanceOf(PermanentError);
-    expect((err as Error).message).toMatch(/connect timed out after 200 ms/);
-    expect(Date.now() - started).toBeLessThan(3000);
+  it('retries a refused connection and succeeds once the server is up (refused twice, then served)', async () => {
+    const probe = await serve(() => undefined);
+    const port = probe.port;
+    await probe.close();
+    let refusals = 0;
+    let late: Served | null = null;
+    const onConnectError = (): void => {
+      refusals++;
+      if (refusals === 2) {
+        const server = http.createServer((_req, res) => res.end('up now'));
+        late = { port, connections: 0, requests: [], close: () => closeServer(server) };
+        server.listen(port, '127.0.0.1');
+      }
+    };
+    subscribe('undici:client:connectError', onConnectError);
+    try {
+      const got = await openUrl(`http://127.0.0.1:${port}/`, local({ totalTimeoutMs: 3000 }));
+      expect((await readAll(got.body)).toString()).toBe('up now');
+      expect(refusals).toBe(2);
+    } finally {
+      unsubscribe('undici:client:connectError', onConnectError);
+      await (late as Served | null)?.close();
+    }
   });
 
-  it("passes the caller's abort through", async () => {
+  it('a server that keeps resetting the connection is retried until the deadline, then fails for good', async () => {
+    const srv = await serveCounting((socket) => socket.resetAndDestroy());
+    try {
+      const f = await fetchFailure(openUrl(`http://127.0.0.1:${srv.port}/`, local({ totalTimeoutMs: 1000 })));
+      expect(f.details.reason).toBe('deadline');
+      expect(f.message).toBe('URL fetch did not finish within the 1 s deadline (last try: connection reset)');
+      expect(srv.connections()).toBeGreaterThan(1);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a port nobody listens on is retried until the deadline, then fails for good', async () => {
+    const srv = await serve(() => undefined);
+    const port = srv.port;
+    await srv.close();
+    const f = await fetchFailure(openUrl(`http://127.0.0.1:${port}/`, local({ totalTimeoutMs: 800 })));
+    expect(f.details.reason).toBe('deadline');
+    expect(f.message).toMatch(/\(last try: connection refused\)$/);
+  });
+
+  it('a name that does not exist fails at once, asked once', async () => {
+    const asked: string[] = [];
+    const f = await fetchFailure(openUrl('http://nowhere.test/a.png', { maxBytes: 1000, lookup: fakeLookup({}, asked), totalTimeoutMs: 3000 }));
+    expect(f.details.reason).toBe('unreachable');
+    expect(f.message).toBe('URL host name does not exist');
+    expect(asked).toEqual(['nowhere.test']);
+  });
+
+  it('gives up connecting when the connection cannot be set up in time (connect timeout), for good', async () => {
+    const hanging = ((..._args: unknown[]) => undefined) as unknown as typeof dns.lookup;
+    const f = await fetchFailure(openUrl('http://slow.test/', { maxBytes: 1000, lookup: hanging, connectTimeoutMs: 200, totalTimeoutMs: 10_000 }));
+    expect(f.details.reason).toBe('unreachable');
+    expect(f.message).toBe('URL host did not accept a connection within 0.2 s');
+  });
+
+  it('a connection that breaks in the middle of the body fails for good', async () => {
+    const raw = await serveRaw((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc');
+      setTimeout(() => socket.resetAndDestroy(), 50);
+    });
+    try {
+      const got = await openUrl(`http://127.0.0.1:${raw.port}/`, local({ totalTimeoutMs: 3000 }));
+      const f = await fetchFailure(readAll(got.body));
+      expect(f.details.reason).toBe('transfer');
+      expect(f.message).toBe('URL transfer broke off: connection reset');
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it("passes the caller's abort through, not as a final error", async () => {
     const raw = await serveRaw(() => undefined);
     try {
       const ac = new AbortController();
       setTimeout(() => ac.abort(new Error('job cancelled')), 100);
       const err = await openUrl(`http://127.0.0.1:${raw.port}/`, { maxBytes: 1000, allowPrivateNetworks: true, signal: ac.signal }).catch((e: unknown) => e);
       expect((err as Error).message).toBe('job cancelled');
+      expect(err).not.toBeInstanceOf(PermanentError);
     } finally {
       await raw.close();
     }
   });
 
-  it.each([
-    [404, true],
-    [410, true],
-    [403, true],
-    [429, false],
-    [500, false],
-    [503, false],
-  ])('status %i is permanent: %s', async (status, permanent) => {
+  it.each([404, 410, 403, 501])('status %i is final at once, asked once', async (status) => {
     const srv = await serve((_req, res) => {
       res.statusCode = status;
       res.end('nope');
     });
     try {
-      const err = await openUrl(`http://127.0.0.1:${srv.port}/`, { maxBytes: 1000, allowPrivateNetworks: true }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(Error);
-      expect((err as Error).message).toBe(`URL answered ${status}`);
-      expect(err instanceof PermanentError).toBe(permanent);
-      if (permanent) expect((err as PermanentError).code).toBe('VALIDATION_FAILED');
+      const f = await fetchFailure(openUrl(`http://127.0.0.1:${srv.port}/`, local()));
+      expect(f.message).toBe(`URL answered ${status}`);
+      expect(f.details).toMatchObject({ reason: 'http_status', status });
+      expect(srv.requests).toHaveLength(1);
     } finally {
       await srv.close();
     }
   });
 
-  it('a network fault (connection refused) is retryable', async () => {
-    const srv = await serve(() => undefined);
-    const port = srv.port;
-    await srv.close();
-    const err = await openUrl(`http://127.0.0.1:${port}/`, { maxBytes: 1000, allowPrivateNetworks: true }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect(err).not.toBeInstanceOf(PermanentError);
-    expect((err as Error).message).toMatch(/URL fetch failed/);
+  it.each([429, 500, 503])('status %i is retried until the deadline, then final', async (status) => {
+    const srv = await serve((_req, res) => {
+      res.statusCode = status;
+      res.end('later');
+    });
+    try {
+      const f = await fetchFailure(openUrl(`http://127.0.0.1:${srv.port}/`, local({ totalTimeoutMs: 600 })));
+      expect(f.details.reason).toBe('deadline');
+      expect(f.message).toBe(`URL fetch did not finish within the 0.6 s deadline (last try: URL answered ${status})`);
+      expect(srv.requests.length).toBeGreaterThan(1);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a 503 that clears up is fetched (503, 503, then 200)', async () => {
+    let n = 0;
+    const srv = await serve((_req, res) => {
+      n++;
+      if (n <= 2) res.statusCode = 503;
+      res.end(n <= 2 ? 'busy' : 'served');
+    });
+    try {
+      const got = await openUrl(`http://127.0.0.1:${srv.port}/`, local({ totalTimeoutMs: 3000 }));
+      expect((await readAll(got.body)).toString()).toBe('served');
+      expect(n).toBe(3);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a Retry-After past the deadline fails at once instead of waiting for it', async () => {
+    const srv = await serve((_req, res) => {
+      res.writeHead(503, { 'retry-after': '3600' });
+      res.end();
+    });
+    try {
+      const f = await fetchFailure(openUrl(`http://127.0.0.1:${srv.port}/`, local({ totalTimeoutMs: 3000 })));
+      expect(f.details).toMatchObject({ reason: 'http_status', status: 503, retryAfterSeconds: 3600 });
+      expect(f.message).toBe('URL answered 503 and asked to retry after the fetch deadline');
+      expect(srv.requests).toHaveLength(1);
+    } finally {
+      await srv.close();
+    }
   });
 });
 

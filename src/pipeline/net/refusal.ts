@@ -8,7 +8,8 @@ export type UrlRefusalReason =
   | 'blocked_address'
   | 'blocked_host'
   | 'redirects'
-  | 'redirect_location';
+  | 'redirect_location'
+  | 'redirect_downgrade';
 
 /**
  * A URL the service will not fetch. Permanent: asking again cannot make a loopback address public, so

@@ -15,6 +15,8 @@ export interface SafeAgentOptions extends Pick<UrlRules, 'allowPrivateNetworks' 
   headersTimeoutMs?: number;
   bodyTimeoutMs?: number;
   lookup?: LookupLike;
+  /** Test-only: the CA certificates to trust instead of the system's (a self-signed test server). */
+  ca?: string | Buffer;
 }
 
 function refusalFor(address: string): UrlRefusedError | null {
@@ -62,8 +64,9 @@ function plainLookup(base: LookupLike): LookupFunction {
 export function createSafeAgent(opts: SafeAgentOptions = {}): Agent {
   const base = opts.lookup ?? dns.lookup;
   const timeout = opts.connectTimeoutMs ?? 5000;
-  const checked = buildConnector({ timeout, lookup: guardedLookup(base) });
-  const unchecked = buildConnector({ timeout, lookup: plainLookup(base) });
+  const tls = opts.ca === undefined ? {} : { ca: opts.ca };
+  const checked = buildConnector({ timeout, lookup: guardedLookup(base), ...tls });
+  const unchecked = buildConnector({ timeout, lookup: plainLookup(base), ...tls });
   const rules: UrlRules = { allowHosts: opts.allowHosts };
 
   const connect: buildConnector.connector = (o, callback) => {
