@@ -9,6 +9,7 @@ import { registerAuth } from './plugins/auth.js';
 import { registerMetricsGuard } from './plugins/metrics.js';
 import { registerOpenApi } from './plugins/openapi.js';
 import { registerRateLimits } from './plugins/rate-limit.js';
+import { registerSocketGuards } from './plugins/socket-guards.js';
 import { requestSerializer } from './plugins/request-log.js';
 import { registerErrorHandling } from './plugins/errors.js';
 import { registerDownloadRoutes } from './routes/download.js';
@@ -16,11 +17,17 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerMediaRoutes } from './routes/media.js';
 import { registerDeviceRoutes } from './routes/devices.js';
 import { registerUploadRoutes } from './routes/uploads.js';
+import { trustedProxies } from './trusted-proxies.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
+/** Longer than any legitimate silence: `?wait=30` on an upload, a body window, a scrape. */
+const IDLE_SOCKET_MS = 120_000;
+
 /** The Fastify app over a runtime; `listen` is the caller's. */
 export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
+  const proxies = trustedProxies(rt.config.TRUST_PROXY);
+  const headersTimeoutMs = rt.config.HEADERS_TIMEOUT_SECONDS * 1000;
   const app = fastify({
     loggerInstance: rt.log.child({ role: 'api' }, { serializers: { req: requestSerializer } }) as FastifyBaseLogger,
     // A client's request id is kept when it is safe to echo, else we make one.
@@ -28,11 +35,26 @@ export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    trustProxy: true,
+    // X-Forwarded-* shape temporary and upload URLs (without PUBLIC_BASE_URL) and client
+    // addresses (per-address limits): believed only from the proxies the operator listed.
+    trustProxy: proxies.trustProxy,
+    // Every wait has a deadline: headers within HEADERS_TIMEOUT_SECONDS (checked every second,
+    // Node's default check runs every 30 s), bodies above a floor rate (socket-guards), and a
+    // socket with no traffic either way (a client that stops reading a download) closed after
+    // IDLE_SOCKET_MS. No total request deadline: a 100 MB upload on a slow line takes long.
+    http: { headersTimeout: headersTimeoutMs, connectionsCheckingInterval: Math.min(1000, headersTimeoutMs), requestTimeout: 0 },
+    connectionTimeout: IDLE_SOCKET_MS,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  });
+  registerSocketGuards(app.server, {
+    bodyMinBytesPerSecond: rt.config.BODY_MIN_BYTES_PER_SECOND,
+    bodyRateWindowMs: rt.config.BODY_RATE_WINDOW_SECONDS * 1000,
+    maxConnectionsPerIp: rt.config.MAX_CONNECTIONS_PER_IP,
+    exempt: (address) => proxies.trusts(address),
+    log: rt.log.child({ role: 'api' }),
   });
   // Route schemas only document (OpenAPI): handlers validate with zod (`parseOr400`), so Fastify
   // must neither reject nor coerce what zod would judge, nor strip fields through a response schema.

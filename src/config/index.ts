@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const bool = z
@@ -5,6 +6,18 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+/** Operator credentials: long enough that guessing (rate-limited too) is hopeless. */
+const operatorToken = z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -hex 24`)').optional();
+
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+function isProxyEntry(e: string): boolean {
+  if (PROXY_RANGES.has(e) || isIP(e)) return true;
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(e);
+  if (!m) return false;
+  const family = isIP(m[1]!);
+  return family !== 0 && Number(m[2]) <= (family === 4 ? 32 : 128);
+}
 
 /** The one schema of the environment. Defaults let `npm start` serve on a machine with local Redis and PostgreSQL. */
 export const envSchema = z.object({
@@ -51,13 +64,38 @@ export const envSchema = z.object({
   /** HEIC/HEIF decoder (Debian's libheif-examples); without it HEIC uploads are refused with 415. */
   HEIF_CONVERT_PATH: z.string().optional(),
   ALLOW_PRIVATE_URLS: bool.default(false),
+  /** Bounds a URL source's whole fetch (retries and body included); past it the media fails, never retried. */
+  URL_FETCH_DEADLINE_SECONDS: int(60, 1),
+  /** A URL body that moves under 1 KiB/s over this many seconds is cut, and the media fails. */
+  URL_STALL_SECONDS: int(15, 1),
   /** Producers' `file` sources must lie under this directory when set (resolved, symlinks followed). */
   FILE_SOURCE_ROOT: z.string().optional(),
   FILE_URL_TTL_SECONDS: int(3600, 1),
   UPLOAD_SLOT_TTL_SECONDS: int(1800, 1),
   RECONCILE_AFTER_SECONDS: int(30, 1),
-  /** Enables /admin/queues (and guards /metrics); use a long random value (e.g. `openssl rand -hex 24`). */
-  ADMIN_TOKEN: z.string().min(1).optional(),
+  /** Enables /admin/queues, read-only; at least 32 characters (e.g. `openssl rand -hex 24`). */
+  ADMIN_TOKEN: operatorToken,
+  /** Makes /admin/queues read-write, for requests that carry this token (reading takes either). */
+  ADMIN_WRITE_TOKEN: operatorToken,
+  /** Guards GET /metrics (API and METRICS_PORT) when set; /metrics is open without it. */
+  METRICS_TOKEN: operatorToken,
+  /** Proxies whose X-Forwarded-* headers are believed: IPs, CIDRs, or loopback/linklocal/uniquelocal; none by default. */
+  TRUST_PROXY: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const list = (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      const bad = list.find((e) => !isProxyEntry(e));
+      if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(bad)} is not an IP address, a CIDR, or loopback/linklocal/uniquelocal` });
+      return list;
+    }),
+  /** A request's headers must all arrive within this. */
+  HEADERS_TIMEOUT_SECONDS: int(15, 1),
+  /** A request body slower than this, averaged over BODY_RATE_WINDOW_SECONDS of waiting on the client, is cut; 0 turns it off. */
+  BODY_MIN_BYTES_PER_SECOND: int(1024),
+  BODY_RATE_WINDOW_SECONDS: int(30, 1),
+  /** Open sockets one client address may hold on one API process (trusted proxies exempt); 0 turns it off. */
+  MAX_CONNECTIONS_PER_IP: int(64),
   METRICS_PORT: int(0).pipe(z.number().max(65535)),
   RATE_LIMIT_PER_MINUTE: int(6000, 1),
   /** Uploads (POST /v1/media) one API key may have in flight at once, across all API instances. */
@@ -98,7 +136,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (cfg.DEFAULT_TTL_SECONDS > cfg.MAX_RETENTION_SECONDS) {
     throw new ConfigError('invalid configuration: DEFAULT_TTL_SECONDS must not exceed MAX_RETENTION_SECONDS');
   }
+  if (cfg.ADMIN_WRITE_TOKEN && cfg.ADMIN_WRITE_TOKEN === cfg.ADMIN_TOKEN) {
+    throw new ConfigError('invalid configuration: ADMIN_WRITE_TOKEN must differ from ADMIN_TOKEN (reading must not grant writing)');
+  }
+  if (cfg.NODE_ENV === 'production') checkProduction(cfg);
   return cfg;
+}
+
+/** Development conveniences that must not reach production: URLs from request headers, a key beside the data, private URLs. */
+function checkProduction(cfg: Config): void {
+  if (!cfg.PUBLIC_BASE_URL) {
+    throw new ConfigError('invalid configuration: PUBLIC_BASE_URL is required when NODE_ENV=production (temporary and upload URLs must not come from request headers)');
+  }
+  if (cfg.MASTER_KEY) {
+    throw new ConfigError('invalid configuration: MASTER_KEY is a development key and is refused when NODE_ENV=production; set MASTER_KEYS and ACTIVE_KEY_ID');
+  }
+  if (!cfg.MASTER_KEYS) {
+    throw new ConfigError('invalid configuration: MASTER_KEYS is required when NODE_ENV=production (a development key generated into DATA_DIR is refused)');
+  }
+  if (cfg.ALLOW_PRIVATE_URLS) {
+    throw new ConfigError('invalid configuration: ALLOW_PRIVATE_URLS is for tests and is refused when NODE_ENV=production (URL ingest and webhooks would reach internal addresses)');
+  }
 }
 
 function redactIfSecret(name: string, value: string): string {

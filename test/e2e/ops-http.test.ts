@@ -15,12 +15,13 @@ import { multipart, startService, waitFor, waitSettled, type TestService } from 
 import { streamingUpload } from '../helpers/service-process.js';
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
+const METRICS_TOKEN = 'metrics-token-for-tests-0123456789';
 let svc: TestService;
 let app: { appId: string; apiKey: string };
 const extra: FastifyInstance[] = [];
 
 beforeAll(async () => {
-  svc = await startService({ env: { ADMIN_TOKEN } });
+  svc = await startService({ env: { ADMIN_TOKEN, METRICS_TOKEN } });
   app = await svc.newApp();
 });
 
@@ -132,16 +133,17 @@ describe('/metrics', () => {
     return line ? Number(line.slice(series.length + 1)) : 0;
   };
   const scrape = async () => {
-    const res = await svc.call('/metrics', { headers: bearer(ADMIN_TOKEN) });
+    const res = await svc.call('/metrics', { headers: bearer(METRICS_TOKEN) });
     expect(res.status).toBe(200);
     return res.text();
   };
 
-  it('needs ADMIN_TOKEN when one is set', async () => {
+  it('needs METRICS_TOKEN when one is set (ADMIN_TOKEN does not open it)', async () => {
     const res = await svc.call('/metrics');
     expect(res.status).toBe(401);
     expect(((await res.json()) as any).error.code).toBe('UNAUTHORIZED');
     expect((await svc.call('/metrics', { headers: bearer('wrong-token-wrong-token') })).status).toBe(401);
+    expect((await svc.call('/metrics', { headers: bearer(ADMIN_TOKEN) })).status).toBe(401);
   });
 
   it('moves mediaflow_jobs_total{queue="media-ingest",outcome="completed"} when an upload becomes ready', async () => {
@@ -165,8 +167,8 @@ describe('/metrics', () => {
     expect(text).toContain('# TYPE mediaflow_http_request_seconds histogram');
   });
 
-  it('is open, and the dashboard absent (404), on an instance without ADMIN_TOKEN', async () => {
-    const url = await anotherInstance({ ADMIN_TOKEN: undefined });
+  it('is open, and the dashboard absent (404), on an instance without METRICS_TOKEN and ADMIN_TOKEN', async () => {
+    const url = await anotherInstance({ ADMIN_TOKEN: undefined, METRICS_TOKEN: undefined });
     expect((await fetch(`${url}/metrics`)).status).toBe(200);
     const dash = await fetch(`${url}/admin/queues`, { headers: bearer(ADMIN_TOKEN) });
     expect(dash.status).toBe(404);

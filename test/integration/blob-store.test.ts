@@ -12,7 +12,7 @@ import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/domain/errors.js';
 import { BlobDeleteError, BlobNotFoundError, type BlobStore } from '../../src/storage/blob-store.js';
-import { createStore } from '../../src/storage/create-store.js';
+import { createStore, fsStoreRoot } from '../../src/storage/create-store.js';
 import { createFsStore } from '../../src/storage/fs-store.js';
 import { createS3Store } from '../../src/storage/s3-store.js';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.js';
@@ -71,7 +71,7 @@ blobStoreContract('fs', async () => {
   const root = await tempDir();
   return {
     store: createStore({ driver: 'fs', dataDir: root }),
-    leftovers: (key) => fsTempFiles(root, key),
+    leftovers: (key) => fsTempFiles(fsStoreRoot(root), key),
     cleanup: () => rm(root, { recursive: true, force: true }),
   };
 });

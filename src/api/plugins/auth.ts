@@ -19,24 +19,66 @@ declare module 'fastify' {
     auth?: AuthContext;
   }
   interface FastifyContextConfig {
-    /** The scope a route needs; routes without one under /v1 and /media still need a valid key. */
+    /** The scope a route needs; a route without one still needs a valid key. */
     scope?: Scope;
-    /** Routes that take no API key (health, public file URLs, docs). */
+    /** Routes that take no API key (health, public file URLs, slot PUTs, docs). */
     public?: boolean;
+    /** Routes guarded by an operator token in their own scope (the queue dashboard), not by an API key. */
+    admin?: boolean;
   }
 }
 
-/** Scopes are checked here and nowhere else. */
+/** How a route is reached, as decided from its registration: an API key unless it says otherwise. */
+export type RouteAccess = 'api-key' | 'public' | 'admin';
+
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  access: RouteAccess;
+}
+
+type RouteSeen = { method: string | string[]; url: string; config?: { public?: boolean; admin?: boolean } };
+const routeTables = new WeakMap<FastifyInstance, RouteSeen[]>();
+
+/** Every route registered on an app after registerAuth, with the access it was given (for audits and tests). */
+export function registeredRoutes(app: FastifyInstance): RegisteredRoute[] {
+  // Read at call time: a scope's own onRoute hook (the dashboard's) may set config after ours ran.
+  return (routeTables.get(app) ?? []).flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, access: accessOf(r.config) })));
+}
+
+function accessOf(config: { public?: boolean; admin?: boolean } | undefined): RouteAccess {
+  return config?.public ? 'public' : config?.admin ? 'admin' : 'api-key';
+}
+
+/**
+ * Scopes are checked here and nowhere else. Access is decided on the route the router matched
+ * (its config), never on `req.url`: the raw URL may be percent-encoded or absolute-form and still
+ * reach a route, so any prefix test on it can be walked around. A route is private unless it is
+ * registered `public` (or `admin`, guarded in its own scope). This runs at onRequest, before any
+ * body is read, and an unmatched request is answered 404 here for the same reason.
+ */
 export function registerAuth(app: FastifyInstance, rt: Runtime): void {
-  app.addHook('onRequest', async (req) => {
-    const cfg = req.routeOptions.config;
-    if (cfg?.public) return;
-    const url = req.url;
-    if (!url.startsWith('/v1') && !url.startsWith('/media')) return;
-    req.auth = await authenticate(rt, req);
-    req.log = req.log.child({ appId: req.auth.appId, key: req.auth.keyPrefix });
-    if (cfg?.scope && !req.auth.scopes.has(cfg.scope)) throw new AppError('FORBIDDEN', `this key lacks the ${cfg.scope} scope`);
+  const table: RouteSeen[] = [];
+  routeTables.set(app, table);
+  app.addHook('onRoute', (route) => void table.push(route));
+  app.addHook('onRequest', async (req, reply) => {
+    try {
+      if (req.is404) throw new AppError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
+      const cfg = req.routeOptions.config;
+      if (accessOf(cfg) !== 'api-key') return;
+      req.auth = await authenticate(rt, req);
+      req.log = req.log.child({ appId: req.auth.appId, key: req.auth.keyPrefix });
+      if (cfg?.scope && !req.auth.scopes.has(cfg.scope)) throw new AppError('FORBIDDEN', `this key lacks the ${cfg.scope} scope`);
+    } catch (err) {
+      // The body was never read: closing after the answer keeps Node from draining it for us.
+      if (hasBody(req)) reply.header('connection', 'close');
+      throw err;
+    }
   });
+}
+
+export function hasBody(req: FastifyRequest): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
 
 async function authenticate(rt: Runtime, req: FastifyRequest): Promise<AuthContext> {

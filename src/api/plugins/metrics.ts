@@ -5,18 +5,28 @@ import { AppError } from '../../domain/errors.js';
 import { queueDepth, registry } from '../../metrics.js';
 import { JOBS, type JobName } from '../../queue/registry.js';
 import type { Runtime } from '../../runtime.js';
-import { carriesAdminToken } from './admin.js';
+import { carriesOperatorToken } from './admin.js';
+import { authFailureLimiter, type AuthFailureLimiter } from './rate-limit.js';
+
+export type MetricsAccess = { ok: true } | { ok: false; status: 401 } | { ok: false; status: 429; retryAfter: number };
 
 /**
- * /metrics needs ADMIN_TOKEN (Bearer or Basic) when one is set, and is open when none is: the
- * numbers carry no tenant data (labels are route templates, queue names, kinds, outcomes), but on
- * an API that faces the internet they still tell traffic volumes, error rates and the runtime's
- * versions to anyone, so an operator who set an admin credential gets them behind it. Prometheus
- * sends it with `authorization: { credentials: … }` in the scrape config.
+ * /metrics needs METRICS_TOKEN (Bearer or Basic) when one is set, and is open when none is (the
+ * contract lists it open): the numbers carry no tenant data (labels are route templates, queue
+ * names, kinds, outcomes), but on an API that faces the internet they still tell traffic volumes,
+ * error rates and the runtime's versions to anyone. Its own token, not ADMIN_TOKEN: the scraper's
+ * credential sits in a Prometheus config and must not open the queue dashboard. Prometheus sends it
+ * with `authorization: { credentials: … }` in the scrape config. Wrong tokens are counted per client
+ * address like the dashboard's (one shared count): past the limit, 429.
  */
-export function metricsAllowed(rt: Runtime, authorization: string | undefined): boolean {
-  const token = rt.config.ADMIN_TOKEN;
-  return !token || carriesAdminToken(authorization, token);
+export async function checkMetricsAccess(rt: Runtime, failures: AuthFailureLimiter, address: string, authorization: string | undefined): Promise<MetricsAccess> {
+  const token = rt.config.METRICS_TOKEN;
+  if (!token) return { ok: true };
+  const wait = await failures.retryAfter(address);
+  if (wait > 0) return { ok: false, status: 429, retryAfter: wait };
+  if (carriesOperatorToken(authorization, token)) return { ok: true };
+  await failures.record(address);
+  return { ok: false, status: 401 };
 }
 
 /**
@@ -39,11 +49,17 @@ export async function refreshQueueDepth(rt: Runtime, timeoutMs = 1000): Promise<
 
 /** Guards and freshens the API's /metrics route (the route itself is in routes/health.ts). */
 export function registerMetricsGuard(app: FastifyInstance, rt: Runtime): void {
+  const failures = authFailureLimiter(rt);
   app.addHook('onRequest', async (req, reply) => {
     if (req.routeOptions.url !== '/metrics') return;
-    if (!metricsAllowed(rt, req.headers.authorization)) {
+    const access = await checkMetricsAccess(rt, failures, req.ip, req.headers.authorization);
+    if (!access.ok && access.status === 429) {
+      reply.header('retry-after', String(access.retryAfter));
+      throw new AppError('RATE_LIMITED', `too many wrong metrics tokens from this address; retry in ${access.retryAfter} s`);
+    }
+    if (!access.ok) {
       reply.header('www-authenticate', 'Bearer realm="mediaflow metrics"');
-      throw new AppError('UNAUTHORIZED', 'send ADMIN_TOKEN as a Bearer token to read metrics');
+      throw new AppError('UNAUTHORIZED', 'send METRICS_TOKEN as a Bearer token to read metrics');
     }
     await refreshQueueDepth(rt);
   });
@@ -59,6 +75,7 @@ export interface MetricsServer {
  * `GET /metrics` (same token rule as the API's) and `GET /healthz` (the container healthcheck).
  */
 export async function startMetricsServer(rt: Runtime, port: number, host: string): Promise<MetricsServer> {
+  const failures = authFailureLimiter(rt);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -73,11 +90,16 @@ export async function startMetricsServer(rt: Runtime, port: number, host: string
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    if (!metricsAllowed(rt, req.headers.authorization)) {
-      res.writeHead(401, { 'www-authenticate': 'Bearer realm="mediaflow metrics"', 'content-type': 'text/plain' }).end('send ADMIN_TOKEN as a Bearer token\n');
-      return;
-    }
     void (async () => {
+      const access = await checkMetricsAccess(rt, failures, req.socket.remoteAddress ?? '', req.headers.authorization);
+      if (!access.ok && access.status === 429) {
+        res.writeHead(429, { 'retry-after': String(access.retryAfter), 'content-type': 'text/plain' }).end('too many wrong metrics tokens from this address\n');
+        return;
+      }
+      if (!access.ok) {
+        res.writeHead(401, { 'www-authenticate': 'Bearer realm="mediaflow metrics"', 'content-type': 'text/plain' }).end('send METRICS_TOKEN as a Bearer token\n');
+        return;
+      }
       await refreshQueueDepth(rt);
       const body = await registry.metrics();
       res.writeHead(200, { 'content-type': registry.contentType }).end(body);

@@ -28,7 +28,7 @@ const ERROR_WHEN: Record<ErrorCode, string> = {
   FILE_TOO_LARGE: 'over the kind’s limit or the hard cap; cut off while streaming, nothing kept',
   UNSUPPORTED_MEDIA_TYPE: 'sniffed bytes are not an allowed format for the kind, or contradict the declared type',
   MEDIA_REJECTED: 'well-formed request, content fails deep validation',
-  RATE_LIMITED: 'per-key rate limit or too many uploads in flight for this key; see the `retry-after` header',
+  RATE_LIMITED: 'per-key rate limit, too many uploads in flight for this key, or too many wrong operator tokens from this address; see the `retry-after` header',
   INTERNAL: 'unexpected server error',
   STORAGE_UNAVAILABLE: 'object storage failed; retry after a short delay',
   QUEUE_UNAVAILABLE: 'Redis or PostgreSQL unreachable; nothing half-written',
@@ -131,7 +131,7 @@ export interface RouteDoc {
   summary: string;
   description?: string;
   tags: string[];
-  /** `bearer` (default): an API key; `public`: none; `admin`: ADMIN_TOKEN when one is set. */
+  /** `bearer` (default): an API key; `public`: none; `admin`: an operator token (METRICS_TOKEN) when one is set. */
   auth?: 'bearer' | 'public' | 'admin';
   params?: SchemaPart;
   querystring?: SchemaPart;
@@ -150,7 +150,7 @@ export interface RouteDoc {
  */
 export function routeSchema(d: RouteDoc): FastifySchema {
   const auth = d.auth ?? 'bearer';
-  const implied: ErrorCode[] = auth === 'bearer' ? ['UNAUTHORIZED', 'FORBIDDEN', 'RATE_LIMITED', 'QUEUE_UNAVAILABLE'] : auth === 'admin' ? ['UNAUTHORIZED'] : [];
+  const implied: ErrorCode[] = auth === 'bearer' ? ['UNAUTHORIZED', 'FORBIDDEN', 'RATE_LIMITED', 'QUEUE_UNAVAILABLE'] : auth === 'admin' ? ['UNAUTHORIZED', 'RATE_LIMITED'] : [];
   const schema: Record<string, unknown> = {
     summary: d.summary,
     tags: d.tags,
@@ -180,7 +180,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key (`mf_…`), scoped to one app' },
-          adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN, when the operator set one' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN for /metrics, when the operator set one' },
         },
       },
       tags: [
@@ -194,5 +194,11 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     // The dashboard's own routes are not part of the public contract.
     transform: ({ schema, url }) => ({ schema: url.startsWith('/admin') ? { ...(schema ?? {}), hide: true } : schema, url }),
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true }, logLevel: 'warn' });
+  // The document and its UI take no API key; routes are private unless marked, so mark these.
+  await app.register(async (scope) => {
+    scope.addHook('onRoute', (route) => {
+      route.config = { ...route.config, public: true };
+    });
+    await scope.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true }, logLevel: 'warn' });
+  });
 }

@@ -108,3 +108,47 @@ export async function registerRateLimits(app: FastifyInstance, rt: Runtime): Pro
     route.onRequest = [...existing, holdUploadLease] as typeof route.onRequest;
   });
 }
+
+/** Wrong operator tokens (dashboard, metrics) one client address may send per window before it gets 429. */
+export const AUTH_FAILURES_PER_WINDOW = 10;
+const AUTH_FAILURE_WINDOW_MS = 60_000;
+/** The window starts at the first failure (PEXPIRE NX would need Redis 7). */
+const COUNT_FAILURE = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+`;
+
+export interface AuthFailureLimiter {
+  /** Seconds the address must wait before trying again, or 0 when it may try now. */
+  retryAfter(address: string): Promise<number>;
+  /** Counts one wrong token from this address. */
+  record(address: string): Promise<void>;
+}
+
+/**
+ * Guessing operator tokens: failures per client address in a fixed one-minute window, in Redis so
+ * every API instance (and the METRICS_PORT servers) share one count. A good token from a blocked
+ * address waits out the window too, so a guesser learns nothing from the answer. Fails open when
+ * Redis does not answer: the 32-character token is the real guard; this only slows guessing.
+ */
+export function authFailureLimiter(rt: Pick<Runtime, 'redis' | 'config' | 'log'>): AuthFailureLimiter {
+  const keyOf = (address: string) => `${rt.config.QUEUE_PREFIX}:ratelimit:auth-failures:${address}`;
+  return {
+    async retryAfter(address) {
+      try {
+        const res = await rt.redis.multi().get(keyOf(address)).pttl(keyOf(address)).exec();
+        const count = Number(res?.[0]?.[1] ?? 0);
+        const ttl = Number(res?.[1]?.[1] ?? -1);
+        return count >= AUTH_FAILURES_PER_WINDOW ? Math.max(1, Math.ceil(ttl / 1000)) : 0;
+      } catch (err) {
+        rt.log.warn({ err: (err as Error).message }, 'operator auth failure check skipped: Redis did not answer');
+        return 0;
+      }
+    },
+    async record(address) {
+      const key = keyOf(address);
+      await rt.redis.eval(COUNT_FAILURE, 1, key, AUTH_FAILURE_WINDOW_MS).catch(() => undefined);
+    },
+  };
+}

@@ -44,7 +44,7 @@ export function registerHealthRoutes(app: FastifyInstance, rt: Runtime): void {
   app.get('/metrics', {
     config: { public: true },
     schema: routeSchema({
-      summary: 'Prometheus metrics (needs ADMIN_TOKEN as a bearer token when one is set)', tags: ['ops'], auth: 'admin',
+      summary: 'Prometheus metrics (needs METRICS_TOKEN as a bearer token when one is set)', tags: ['ops'], auth: 'admin',
       responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
     }),
   }, async (_req, reply) => {
