@@ -182,8 +182,8 @@ export async function reconcile(rt: Runtime): Promise<number> {
     rt.log.warn({ mediaId: row.id, previousState: state }, 'reconciler re-enqueued media the queue had lost');
     n++;
   }
-  // A row whose job still waits (a long backlog) is not abandoned: refreshing it keeps the sweeper's
-  // one-hour abandoned-upload rule from deleting media that is only waiting its turn.
+  // A row whose job still waits (a long backlog, or no worker running) is refreshed, so it is not
+  // looked at again before RECONCILE_AFTER_SECONDS.
   if (alive.length) await rt.pool.query(`UPDATE media SET updated_at = now() WHERE id = ANY($1::text[]) AND status IN ('queued', 'processing')`, [alive]);
   const { rows: deliveries } = await rt.pool.query<{ id: string }>(
     `SELECT id FROM webhook_deliveries WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT 500`,
@@ -228,6 +228,10 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
     connections.push(conn);
     workers.push(startWorker(rt, 'ingest', config.WORKER_CONCURRENCY, conn));
     workers.push(startWorker(rt, 'webhook', 10, conn));
+  }
+  if (work || sweeps) {
+    // The sweeper runs the reconciler too: with every worker down, media whose job the queue lost
+    // is still handed back to the queue, to wait for the workers rather than be lost.
     const tick = async () => {
       await reconcile(rt).catch((err) => log.warn({ err: String(err) }, 'reconcile failed'));
       await updateDepthGauges(rt).catch(() => undefined);

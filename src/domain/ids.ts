@@ -30,7 +30,10 @@ export function newMediaPath(owner: string): string {
 
 export const MEDIA_PATH_PATTERN = /^media\/[A-Za-z0-9][A-Za-z0-9_-]{0,63}\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-[0-9A-F]{16}\.bin$/;
 
-/** Storage keys: only ever built from our own ids. */
+/**
+ * Storage keys: only ever built from our own ids. `storageKey` is what a new row names until a run
+ * commits its own key (`runStorageKey`); media stored before runs had keys of their own keep theirs.
+ */
 export const storageKey = (appId: string, mediaId: string): string => `objects/${appId}/${mediaId}.bin`;
 export const variantKey = (appId: string, mediaId: string, variant: string): string => `objects/${appId}/${mediaId}.${variant}.bin`;
 export const stagingKey = (appId: string, mediaId: string): string => `staging/${appId}/${mediaId}.bin`;

@@ -16,6 +16,9 @@ export interface AcquireDeps {
   keyring: Keyring;
   allowPrivateUrls: boolean;
   fileSourceRoot?: string;
+  /** URL_FETCH_DEADLINE_SECONDS and URL_STALL_SECONDS; openUrl's defaults when absent. */
+  urlFetchDeadlineSeconds?: number;
+  urlStallSeconds?: number;
 }
 
 export interface AcquiredInput {
@@ -51,7 +54,13 @@ export async function acquireInput(
       throw new PermanentError('VALIDATION_FAILED', `a storage source must be a key under ${inboxPrefix(input.appId)}`, { field: 'source.key' });
     }
   } else if (src.type === 'url') {
-    const fetched = await openUrl(src.url, { maxBytes: input.maxBytes, allowPrivateNetworks: deps.allowPrivateUrls, signal: input.signal });
+    const fetched = await openUrl(src.url, {
+      maxBytes: input.maxBytes,
+      allowPrivateNetworks: deps.allowPrivateUrls,
+      signal: input.signal,
+      totalTimeoutMs: deps.urlFetchDeadlineSeconds === undefined ? undefined : deps.urlFetchDeadlineSeconds * 1000,
+      stallTimeoutMs: deps.urlStallSeconds === undefined ? undefined : deps.urlStallSeconds * 1000,
+    });
     body = fetched.body;
     contentType = fetched.contentType;
     filename = fetched.filename;

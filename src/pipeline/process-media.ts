@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { AppError, isPermanent, PermanentError, StorageError } from '../domain/errors.js';
 import { isDatabaseDown } from '../db/errors.js';
-import { newMediaPath, stagingKey, storageKey, variantKey } from '../domain/ids.js';
+import { sanitizeFilename } from '../domain/filename.js';
+import { newMediaPath, newRunId, runStorageKey, runVariantKey, stagingKey, storageKey } from '../domain/ids.js';
 import type { MediaKind } from '../domain/kinds.js';
 import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, inputLimitBytes, kindAccepts, type KindLimits } from '../domain/policies.js';
 import * as appsRepo from '../db/repos/apps.js';
@@ -27,7 +28,15 @@ export interface ProcessDeps {
   store: BlobStore;
   keyring: Keyring;
   log: Logger;
-  config: { DEFAULT_TTL_SECONDS: number; MAX_RETENTION_SECONDS: number; ALLOW_PRIVATE_URLS: boolean; FILE_SOURCE_ROOT?: string; HARD_CAP_BYTES: number };
+  config: {
+    DEFAULT_TTL_SECONDS: number;
+    MAX_RETENTION_SECONDS: number;
+    ALLOW_PRIVATE_URLS: boolean;
+    FILE_SOURCE_ROOT?: string;
+    HARD_CAP_BYTES: number;
+    URL_FETCH_DEADLINE_SECONDS?: number;
+    URL_STALL_SECONDS?: number;
+  };
   /** Present: media.ready/media.failed webhooks are recorded with the state change and dispatched after it. */
   queues?: Queues;
 }
@@ -43,11 +52,16 @@ export type ProcessOutcome = 'ready' | 'failed' | 'skipped';
 
 /**
  * The media-ingest handler: the worker's only logic is this composition of steps. Safe to run
- * twice: a row already past `processing` is left alone, and every transition is conditional.
+ * twice, even at once (a stalled job handed to a second worker while its first run still works):
+ * a row already past `processing` is left alone, every transition is conditional on this run's
+ * claim (the latest claim wins), and each run writes under keys of its own, which the row points
+ * at only once that run commits.
  */
 export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ctx: ProcessContext): Promise<ProcessOutcome> {
   const mediaId = payload.mediaId!;
-  const log = deps.log.child({ mediaId, appId: payload.appId, attempt: ctx.attempt });
+  // This run's claim on the row and the name of everything it writes (see claimForProcessing).
+  const runId = newRunId();
+  const log = deps.log.child({ mediaId, appId: payload.appId, attempt: ctx.attempt, runId });
   let row = await mediaRepo.getMediaById(deps.pool, mediaId);
   if (!row) row = await createRowForProducerJob(deps, payload, log);
   if (!row) return 'skipped';
@@ -59,7 +73,7 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     log.info({ status: row.status }, 'media already settled; duplicate delivery ignored');
     return 'skipped';
   }
-  const claimed = await mediaRepo.claimForProcessing(deps.pool, mediaId);
+  const claimed = await mediaRepo.claimForProcessing(deps.pool, mediaId, runId);
   if (!claimed) return 'skipped';
   row = claimed;
 
@@ -73,6 +87,7 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     mark = now;
   };
   const scratchDir = await mkdtemp(path.join(os.tmpdir(), `mediaflow-${mediaId}-`));
+  // Keys this run wrote (or began to write): run-unique, so deleting them never touches another run's objects.
   const written: string[] = [];
   try {
     const hardCap = Math.min(deps.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
@@ -80,14 +95,24 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     const limits = (app?.limits ?? {}) as KindLimits;
     const maxBytes = row.kind ? Math.min(inputLimitBytes(row.kind, limits[row.kind]), hardCap) : hardCap;
     const input = await acquireInput(
-      { store: deps.store, keyring: deps.keyring, allowPrivateUrls: deps.config.ALLOW_PRIVATE_URLS, fileSourceRoot: deps.config.FILE_SOURCE_ROOT },
+      {
+        store: deps.store,
+        keyring: deps.keyring,
+        allowPrivateUrls: deps.config.ALLOW_PRIVATE_URLS,
+        fileSourceRoot: deps.config.FILE_SOURCE_ROOT,
+        urlFetchDeadlineSeconds: deps.config.URL_FETCH_DEADLINE_SECONDS,
+        urlStallSeconds: deps.config.URL_STALL_SECONDS,
+      },
       { appId: row.app_id, mediaId, source: payload.source, scratchDir, maxBytes, signal: ctx.signal },
     );
     lap('acquire');
     const sniffed = await sniffFile(input.path);
     const declared = row.declared_mime ?? (input.contentType ? canonicalMime(input.contentType) : null);
     const kind = decideKind(row.kind, sniffed.mime, declared, input.bytes, limits);
-    if (!row.kind) await deps.pool.query('UPDATE media SET kind = $2 WHERE id = $1', [mediaId, kind]);
+    if (!row.kind && !(await mediaRepo.setKindForRun(deps.pool, mediaId, runId, kind))) {
+      log.warn('another run took this media over; this run stops');
+      return 'skipped';
+    }
     await ctx.onProgress?.(10);
     lap('sniff');
 
@@ -103,17 +128,20 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     lap('normalize');
     log.debug({ transform: out.transform, from: sniffed.mime, to: out.mimeType }, 'normalized');
 
-    const sealed = await sealFileToStore(deps, { path: out.outputPath, key: row.storage_key, ctx: { purpose: 'media', appId: row.app_id, mediaId }, signal: ctx.signal });
-    written.push(row.storage_key);
+    const objectKey = runStorageKey(row.app_id, mediaId, runId);
+    // Recorded before the put: a put that fails after the store kept the bytes still leaves nothing behind.
+    written.push(objectKey);
+    const sealed = await sealFileToStore(deps, { path: out.outputPath, key: objectKey, ctx: { purpose: 'media', appId: row.app_id, mediaId }, signal: ctx.signal });
     const variants: MediaRow['variants'] = [];
     for (const v of out.variants) {
-      const key = variantKey(row.app_id, mediaId, v.name);
-      const vs = await sealFileToStore(deps, { path: v.path, key, ctx: { purpose: 'variant', appId: row.app_id, mediaId }, signal: ctx.signal });
+      const key = runVariantKey(row.app_id, mediaId, runId, v.name);
       written.push(key);
+      const vs = await sealFileToStore(deps, { path: v.path, key, ctx: { purpose: 'variant', appId: row.app_id, mediaId }, signal: ctx.signal });
       variants.push({ name: v.name, key, mimeType: v.mimeType, bytes: vs.plainBytes });
     }
     lap('store');
-    const { row: ready, delivery } = await settle(deps, (c) => mediaRepo.markReady(c, mediaId, {
+    const { row: ready, delivery } = await settle(deps, (c) => mediaRepo.markReady(c, mediaId, runId, {
+      storageKey: objectKey,
       mimeType: out.mimeType,
       detectedMime: sniffed.raw ?? sniffed.mime!,
       sizeBytes: sealed.plainBytes,
@@ -128,12 +156,12 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       transform: out.transform,
       variants,
       inputBytes: input.bytes,
-      originalName: input.filename,
+      originalName: sanitizeFilename(input.filename),
     }), 'media.ready');
     if (!ready) {
-      // Deleted (or settled elsewhere) while we worked: what we wrote must not outlive the row.
-      const now = await mediaRepo.getMediaById(deps.pool, mediaId);
-      if (now && (now.status === 'deleting' || now.status === 'deleted')) await deps.store.delete(written).catch(() => undefined);
+      // Taken over by another run, deleted, or settled elsewhere while we worked: nothing points at
+      // what this run wrote, and nobody else will ever delete it.
+      const now = await discardWritten(deps, mediaId, written, log);
       log.warn({ status: now?.status }, 'media changed state during processing; result discarded');
       return 'skipped';
     }
@@ -154,17 +182,43 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       const e = err instanceof AppError ? err : new AppError('INTERNAL', 'processing failed after all retries');
       if (!isPermanent(err)) log.error({ err }, 'processing failed on the final attempt');
       else log.info({ code: e.code, reason: e.message }, 'media rejected');
-      const { row: failed, delivery } = await settle(deps, (c) => mediaRepo.markFailed(c, mediaId, e.code, e.message), 'media.failed');
-      await deps.store.delete(written).catch(() => undefined);
+      const { row: failed, delivery } = await settle(deps, (c) => mediaRepo.markFailed(c, mediaId, e.code, e.message, { claimToken: runId }), 'media.failed');
+      await discardWritten(deps, mediaId, written, log);
+      if (!failed) {
+        // Another run owns the row (or it settled): the staging object is its input, not ours to remove.
+        log.warn('media changed state during processing; this run\'s failure is not recorded');
+        return 'skipped';
+      }
       await removeStaging(deps, row, log);
-      if (failed && deps.queues) await dispatchDelivery({ queues: deps.queues, log }, delivery);
+      if (deps.queues) await dispatchDelivery({ queues: deps.queues, log }, delivery);
       return 'failed';
     }
-    // Transient: back to queued so the reconciler and readers see it waits for a retry.
-    await deps.pool.query(`UPDATE media SET status = 'queued', updated_at = now() WHERE id = $1 AND status = 'processing'`, [mediaId]).catch(() => undefined);
+    // Transient: back to queued so the reconciler and readers see it waits for a retry; the retry
+    // writes under its own keys, so what this run wrote would otherwise stay behind.
+    await mediaRepo.requeueForRun(deps.pool, mediaId, runId).catch(() => undefined);
+    await discardWritten(deps, mediaId, written, log);
     throw err;
   } finally {
     await rm(scratchDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Deletes what this run wrote, except what the row points at: a commit whose answer was lost (the
+ * connection dropped after COMMIT) keeps its objects. The keys are this run's own, so no other
+ * run's objects are touched. When the row cannot be read nothing is deleted: a leftover is found by
+ * `mediaflow orphans`, a deleted committed object could not come back. Returns the row as read.
+ */
+async function discardWritten(deps: ProcessDeps, mediaId: string, written: readonly string[], log: Logger): Promise<MediaRow | null> {
+  try {
+    const now = await mediaRepo.getMediaById(deps.pool, mediaId);
+    const kept = new Set(now ? [now.storage_key, ...now.variants.map((v) => v.key)] : []);
+    const doomed = written.filter((k) => !kept.has(k));
+    if (doomed.length > 0) await deps.store.delete(doomed);
+    return now;
+  } catch (err) {
+    log.warn({ err }, 'could not delete the objects of a discarded run; `mediaflow orphans --fix` removes them');
+    return null;
   }
 }
 

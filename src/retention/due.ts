@@ -11,8 +11,18 @@ export interface SweepScope {
 
 export type ClaimedRow = MediaRow & { reason: DeleteReason };
 
-/** Failed uploads, and uploads stuck queued/processing, are removed this long after their last change. */
+/** Failed uploads, and queued/processing rows that name no source, are removed this long after their last change. */
 export const ABANDONED_AFTER = "interval '1 hour'";
+/**
+ * A `queued`/`processing` row is accepted work when it names its input: a staging object (upload,
+ * base64, slot PUT, CLI file: the row is written only once the bytes are staged), a URL, or a
+ * producer's job (the source lives in the job). Such a row waits through a worker outage of any
+ * length (the reconciler, which the sweeper runs too, re-enqueues it if the queue lost it) and only
+ * expiry removes it. Uploads that never completed have no row at all (an unused slot lives in
+ * `upload_slots`, a cut upload leaves at most a staging object `sweepStaging` removes), so a row
+ * that names nothing is the only kind left to call abandoned.
+ */
+export const NAMES_NO_SOURCE = `m.staging_key IS NULL AND m.source_url IS NULL AND m.source <> 'queue'`;
 /**
  * `deleting` rows no sweeper claimed (a client DELETE or a device destroy whose own deletion did not
  * finish) are left this long to the request that marked them before a sweep takes them over.
@@ -59,7 +69,12 @@ const ARMS: readonly Arm[] = [
   { name: 'retention', from: 'media m', where: (p, cap) => `m.created_at <= now() - make_interval(secs => ${p(cap)})`, order: 'm.created_at' },
   // Index media_status_updated (status, updated_at).
   { name: 'failed', from: 'media m', where: () => `m.status = 'failed' AND m.updated_at <= now() - ${ABANDONED_AFTER}`, order: 'm.updated_at' },
-  { name: 'abandoned', from: 'media m', where: () => `m.status IN ('queued', 'processing') AND m.updated_at <= now() - ${ABANDONED_AFTER}`, order: 'm.updated_at' },
+  {
+    name: 'abandoned',
+    from: 'media m',
+    where: () => `m.status IN ('queued', 'processing') AND m.updated_at <= now() - ${ABANDONED_AFTER} AND ${NAMES_NO_SOURCE}`,
+    order: 'm.updated_at',
+  },
 ];
 
 function scopeSql(p: Params['p'], scope: SweepScope): string {

@@ -19,6 +19,9 @@ export interface OrphanOptions {
   /**
    * Objects younger than this are never called orphans: an upload stages its object before its
    * row exists, and a worker writes objects before the row says `ready`. Default one hour.
+   * Objects of a `queued`/`processing` row are never orphans, whatever their age. Those of a run
+   * that was taken over are, once the row settled: that run can no longer commit (its claim token
+   * is stale), so nothing will ever point at them.
    */
   minAgeSeconds?: number;
   /** Items listed per section of the report (counts are always complete). Default 1000. */
@@ -63,8 +66,11 @@ export interface OrphanReport {
   fixed: null | { objectsDeleted: number; objectsFailed: number; rowsMarkedFailed: number; rowsSkipped: number };
 }
 
-/** `objects/<appId>/<mediaId>.bin` and `objects/<appId>/<mediaId>.<variant>.bin`, as `storageKey`/`variantKey` build them. */
-const OBJECT_KEY = /^objects\/([A-Za-z0-9_-]+)\/([A-Za-z0-9_-]+)(?:\.[A-Za-z0-9_-]+)?\.bin$/;
+/**
+ * `objects/<appId>/<mediaId>[.<runId>][.<variant>].bin`, as `runStorageKey`/`runVariantKey` build
+ * them (and, without the run, the keys of media stored before runs had their own keys).
+ */
+const OBJECT_KEY = /^objects\/([A-Za-z0-9_-]+)\/([A-Za-z0-9_-]+)(?:\.[A-Za-z0-9_-]+){0,2}\.bin$/;
 const INSERT_CHUNK = 1000;
 const FIX_PAGE = 1000;
 

@@ -20,9 +20,10 @@ export interface StagingSweepResult {
 /**
  * Staging objects older than `olderThanSeconds` whose media row does not exist (the upload died
  * between staging and insert, or the insert was rolled back) or has settled (the worker's own
- * clean-up failed). Rows still queued/processing keep theirs: the worker needs it, and an upload
- * abandoned that long is claimed as due by the sweep, which deletes its staging with it. Keys that
- * are not ours to parse are left for `mediaflow orphans` to report.
+ * clean-up failed). Rows still queued/processing keep theirs however long they wait: the worker
+ * needs it, and it is what makes the row accepted work (see NAMES_NO_SOURCE in due.ts); when such a
+ * row is deleted (expiry, client, device) its staging goes with it. Keys that are not ours to parse
+ * are left for `mediaflow orphans` to report.
  */
 export async function sweepStaging(
   deps: { pool: Pool; store: BlobStore; log: Logger },

@@ -103,7 +103,8 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
     });
     return { res, body: (await res.json()) as any };
   }
-  const objectKeyOf = async (mediaId: string) => (await inspector.allKeys()).find((k) => k.endsWith(`/${mediaId}.bin`) && k.startsWith('objects/'));
+  // The stored object: `objects/<app>/<media>.<run>.bin`, the run that made the media ready.
+  const objectKeyOf = async (mediaId: string) => (await inspector.allKeys()).find((k) => new RegExp(`^objects/[^/]+/${mediaId}\\.[a-z0-9]+\\.bin$`).test(k));
 
   describe(`core path (${label})`, () => {
     beforeAll(async () => {
@@ -142,7 +143,9 @@ export function defineCoreFlows(label: string, target: () => CoreFlowsTarget): v
         expect(media.mimeType).toBe('image/jpeg');
         expect(media.checksum.algorithm).toBe('sha256');
         expect(media.url).toContain('/v1/files/');
-        expect(await objectKeyOf(media.id)).toBe(`objects/${app.appId}/${media.id}.bin`);
+        const { rows } = await svc.running.rt.pool.query<{ storage_key: string }>('SELECT storage_key FROM media WHERE id = $1', [media.id]);
+        expect(rows[0]!.storage_key).toMatch(new RegExp(`^objects/${app.appId}/${media.id}\\.[a-z0-9]{16}\\.bin$`));
+        expect(await objectKeyOf(media.id)).toBe(rows[0]!.storage_key);
       });
 
       it('serves content whose SHA-256 is the checksum, with ETag, and 304 on If-None-Match', async () => {

@@ -211,8 +211,9 @@ describe('reasons and webhooks', () => {
     const appId = await insertApp(pool, { webhookUrl: 'https://hooks.example.com/mf' });
     const capped = await seedReadyMedia(pool, store, { appId, ttlSeconds: 3600 });
     await pool.query(`UPDATE media SET created_at = now() - interval '100 days' WHERE id = $1`, [capped.id]);
+    // Abandoned: stuck for two hours and naming no source (a row with its staging or URL is accepted work, kept).
     const abandoned = await seedReadyMedia(pool, store, { appId, ttlSeconds: 3600, staging: true });
-    await pool.query(`UPDATE media SET status = 'processing', updated_at = now() - interval '2 hours' WHERE id = $1`, [abandoned.id]);
+    await pool.query(`UPDATE media SET status = 'processing', staging_key = NULL, updated_at = now() - interval '2 hours' WHERE id = $1`, [abandoned.id]);
     const recentFailure = await seedReadyMedia(pool, store, { appId, ttlSeconds: 3600 });
     await pool.query(`UPDATE media SET status = 'failed', updated_at = now() - interval '10 minutes' WHERE id = $1`, [recentFailure.id]);
 

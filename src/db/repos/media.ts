@@ -43,6 +43,8 @@ export interface MediaRow {
   deleted_at: Date | null;
   /** Lease token of the sweeper working on this row while `deleting` (migration *_sweep-claims). */
   sweep_claim?: number | null;
+  /** The processing run that last claimed this row (migration *_media-claim-token). */
+  claim_token?: string | null;
 }
 
 export interface NewMedia {
@@ -141,14 +143,33 @@ export async function listMedia(db: Queryable, q: ListQuery): Promise<{ rows: Me
   return { rows, total: countRows[0]!.n };
 }
 
-/** queued|processing → processing; null when another delivery finished it already. */
-export async function claimForProcessing(db: Queryable, id: string): Promise<MediaRow | null> {
+/**
+ * queued|processing → processing, owned by run `claimToken`; null when another delivery finished it
+ * already. A later claim takes the row over from an earlier run that may still be working (its job
+ * stalled): from then on every conditional change of the earlier run matches nothing.
+ */
+export async function claimForProcessing(db: Queryable, id: string, claimToken: string): Promise<MediaRow | null> {
   const { rows } = await db.query<MediaRow>(
-    `UPDATE media SET status = 'processing', attempts = attempts + 1, updated_at = now()
+    `UPDATE media SET status = 'processing', claim_token = $2, attempts = attempts + 1, updated_at = now()
      WHERE id = $1 AND status IN ('queued', 'processing') RETURNING *`,
-    [id],
+    [id, claimToken],
   );
   return rows[0] ?? null;
+}
+
+/** The kind decided from the bytes, if run `claimToken` still owns the row; false when it does not. */
+export async function setKindForRun(db: Queryable, id: string, claimToken: string, kind: MediaKind): Promise<boolean> {
+  const { rowCount } = await db.query(`UPDATE media SET kind = $3 WHERE id = $1 AND status = 'processing' AND claim_token = $2`, [id, claimToken, kind]);
+  return rowCount === 1;
+}
+
+/** processing → queued after a transient fault of run `claimToken`, so readers and the reconciler see it waits for a retry. */
+export async function requeueForRun(db: Queryable, id: string, claimToken: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE media SET status = 'queued', updated_at = now() WHERE id = $1 AND status = 'processing' AND claim_token = $2`,
+    [id, claimToken],
+  );
+  return rowCount === 1;
 }
 
 export interface ReadyFields {
@@ -167,28 +188,48 @@ export interface ReadyFields {
   variants: MediaRow['variants'];
   inputBytes: number;
   originalName?: string | null;
+  /** The stored object this run wrote (its run-unique key): the row points at it from this commit on. */
+  storageKey: string;
 }
 
-export async function markReady(db: Queryable, id: string, f: ReadyFields): Promise<MediaRow | null> {
+/**
+ * processing → ready, only for the run that owns the row (`claimToken`): a run that was taken over
+ * matches nothing, so the row and the objects it points at always come from one run.
+ */
+export async function markReady(db: Queryable, id: string, claimToken: string, f: ReadyFields): Promise<MediaRow | null> {
   const { rows } = await db.query<MediaRow>(
-    `UPDATE media SET status = 'ready', mime_type = $2, detected_mime = $3, size_bytes = $4, stored_bytes = $5, checksum = $6,
-       key_id = $7, width = $8, height = $9, duration_ms = $10, pages = $11, waveform = $12, transform = $13, variants = $14,
-       input_bytes = $15, original_name = COALESCE(original_name, $16), staging_key = NULL, error_code = NULL, error_message = NULL,
-       ready_at = now(), updated_at = now()
-     WHERE id = $1 AND status = 'processing' RETURNING *`,
+    `UPDATE media SET status = 'ready', mime_type = $3, detected_mime = $4, size_bytes = $5, stored_bytes = $6, checksum = $7,
+       key_id = $8, width = $9, height = $10, duration_ms = $11, pages = $12, waveform = $13, transform = $14, variants = $15,
+       input_bytes = $16, original_name = COALESCE(original_name, $17), storage_key = $18, staging_key = NULL, error_code = NULL,
+       error_message = NULL, ready_at = now(), updated_at = now()
+     WHERE id = $1 AND status = 'processing' AND claim_token = $2 RETURNING *`,
     [
-      id, f.mimeType, f.detectedMime, f.sizeBytes, f.storedBytes, f.checksum, f.keyId, f.width, f.height, f.durationMs, f.pages,
+      id, claimToken, f.mimeType, f.detectedMime, f.sizeBytes, f.storedBytes, f.checksum, f.keyId, f.width, f.height, f.durationMs, f.pages,
       f.waveform === null ? null : JSON.stringify(f.waveform), f.transform, JSON.stringify(f.variants), f.inputBytes, f.originalName ?? null,
+      f.storageKey,
     ],
   );
   return rows[0] ?? null;
 }
 
-export async function markFailed(db: Queryable, id: string, code: string, message: string, detectedMime?: string | null): Promise<MediaRow | null> {
+/**
+ * queued|processing → failed. With `claimToken` (a processing run recording its own failure) only
+ * while that run still owns the row; without it (the reconciler, which found no source) any run.
+ */
+export async function markFailed(
+  db: Queryable,
+  id: string,
+  code: string,
+  message: string,
+  opts: { claimToken?: string; detectedMime?: string | null } = {},
+): Promise<MediaRow | null> {
+  const owner = opts.claimToken === undefined ? `status IN ('queued', 'processing')` : `status = 'processing' AND claim_token = $5`;
+  const params: unknown[] = [id, code, message.slice(0, 500), opts.detectedMime ?? null];
+  if (opts.claimToken !== undefined) params.push(opts.claimToken);
   const { rows } = await db.query<MediaRow>(
     `UPDATE media SET status = 'failed', error_code = $2, error_message = $3, detected_mime = COALESCE($4, detected_mime), updated_at = now()
-     WHERE id = $1 AND status IN ('queued', 'processing') RETURNING *`,
-    [id, code, message.slice(0, 500), detectedMime ?? null],
+     WHERE id = $1 AND ${owner} RETURNING *`,
+    params,
   );
   return rows[0] ?? null;
 }
