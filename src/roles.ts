@@ -9,7 +9,7 @@ import { isPermanent } from './domain/errors.js';
 import type { Logger } from './log.js';
 import { jobsTotal, queueDepth } from './metrics.js';
 import { processMedia } from './pipeline/process-media.js';
-import { createSafeAgent } from './pipeline/fetch-source.js';
+import { createSafeAgent } from './net/safe-agent.js';
 import { createRedis } from './queue/connection.js';
 import { JOBS, type JobName } from './queue/registry.js';
 import { sweep, sweepSlots } from './retention/sweep.js';

@@ -6,7 +6,8 @@ import { downloadFilename } from '../domain/filename.js';
 import { integrityFailuresTotal } from '../metrics.js';
 import type { Runtime } from '../runtime.js';
 import { BlobNotFoundError } from '../storage/blob-store.js';
-import { openObject, openRange, SealedFormatError } from '../storage/sealed-format.js';
+import { SealedFormatError } from '../storage/sealed-format.js';
+import { openObject, openRange } from '../storage/sealed-store.js';
 
 export type RangeSpec = { start: number; end: number } | 'unsatisfiable' | null;
 

@@ -1,9 +1,10 @@
 import * as appsRepo from '../db/repos/apps.js';
+import { countByStatusAndKind } from '../db/repos/media.js';
 import { AppError } from '../domain/errors.js';
 import { newApiKey, newAppId, newSecret } from '../domain/ids.js';
 import { MEDIA_KINDS, SCOPES, type MediaKind, type Scope } from '../domain/kinds.js';
 import type { KindLimits } from '../domain/policies.js';
-import { assertUrlAllowedSyntax } from '../pipeline/fetch-source.js';
+import { assertUrlAllowedSyntax } from '../net/url-check.js';
 import { JOBS, type JobName } from '../queue/registry.js';
 import type { Runtime } from '../runtime.js';
 
@@ -61,9 +62,7 @@ export async function stats(rt: Runtime) {
   for (const name of Object.keys(JOBS) as JobName[]) {
     queues[JOBS[name].queue] = await rt.queues.get(name).getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
   }
-  const { rows: byStatus } = await rt.pool.query<{ status: string; kind: string | null; n: number; bytes: number }>(
-    `SELECT status, kind, count(*)::int AS n, COALESCE(sum(stored_bytes), 0)::bigint AS bytes FROM media GROUP BY status, kind ORDER BY status, kind`,
-  );
+  const byStatus = await countByStatusAndKind(rt.pool);
   const media: Record<string, number> = {};
   const kinds: Record<string, number> = {};
   let bytesStored = 0;

@@ -2,15 +2,18 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
-import { checkOwnership, commitMedia, mediaFieldsSchema } from '../api/create-media.js';
-import { limitFor } from '../api/routes/media.js';
-import { toMediaObject } from '../api/media-object.js';
 import * as appsRepo from '../db/repos/apps.js';
 import * as mediaRepo from '../db/repos/media.js';
 import type { MediaRow } from '../db/repos/media.js';
 import { AppError } from '../domain/errors.js';
 import { newMediaId } from '../domain/ids.js';
-import { assertUrlAllowedSyntax } from '../pipeline/fetch-source.js';
+import type { KindLimits } from '../domain/policies.js';
+import { commitMedia } from '../ingest/commit-media.js';
+import { limitFor } from '../ingest/limits.js';
+import { mediaFieldsSchema } from '../ingest/media-fields.js';
+import { toMediaObject } from '../ingest/media-object.js';
+import { checkOwnership } from '../ingest/ownership.js';
+import { assertUrlAllowedSyntax } from '../net/url-check.js';
 import { stageUpload } from '../pipeline/stage-upload.js';
 import type { Runtime } from '../runtime.js';
 
@@ -87,9 +90,10 @@ export function progressPrinter(out: ProgressOut = process.stderr, now: () => nu
  * row and the job's progress until the media settles, then returns the media object.
  */
 export async function ingest(rt: Runtime, target: string, o: IngestOptions, out: ProgressOut = process.stderr): Promise<Record<string, unknown>> {
-  if (!(await appsRepo.getApp(rt.pool, o.app))) throw new AppError('NOT_FOUND', `no app ${o.app}`);
+  const app = await appsRepo.getApp(rt.pool, o.app);
+  if (!app) throw new AppError('NOT_FOUND', `no app ${o.app}`);
   const fields = mediaFieldsSchema.parse({ kind: o.kind, deviceId: o.device });
-  await checkOwnership(rt, o.app, fields);
+  await checkOwnership(rt.pool, o.app, fields);
   const progress = progressPrinter(out);
   const mediaId = newMediaId();
   let row: MediaRow;
@@ -108,7 +112,7 @@ export async function ingest(rt: Runtime, target: string, o: IngestOptions, out:
           cb(null, chunk);
         },
       });
-      const staged = await stageUpload(rt, { body: createReadStream(target).pipe(counter), appId: o.app, mediaId, kind: fields.kind, declaredMime: null, limitFor: limitFor(rt) });
+      const staged = await stageUpload(rt, { body: createReadStream(target).pipe(counter), appId: o.app, mediaId, kind: fields.kind, declaredMime: null, limitFor: limitFor(rt, app.limits as KindLimits) });
       row = await commitMedia(rt, {
         appId: o.app, mediaId, kind: staged.kind, source: 'upload', declaredMime: null, detectedMime: staged.sniffed.raw,
         originalName: path.basename(target), inputBytes: staged.bytes, stagingKey: staged.stagingKey, fields,

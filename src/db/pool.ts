@@ -46,8 +46,14 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
   }
 }
 
-export async function withTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+/**
+ * Runs `fn` in one transaction, on a connection from the pool, or on `db` itself when it is a
+ * connection already checked out (a sweep lease's, whose session holds the lease's lock): that one
+ * is left checked out for its owner to release.
+ */
+export async function withTransaction<T>(db: pg.Pool | pg.PoolClient, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const borrowed = 'release' in db;
+  const client = borrowed ? db : await db.connect();
   try {
     await client.query('BEGIN');
     const out = await fn(client);
@@ -57,6 +63,11 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) =
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
-    client.release();
+    if (!borrowed) client.release();
   }
+}
+
+/** Answers when PostgreSQL answers (readiness). */
+export async function pingDatabase(db: Queryable): Promise<void> {
+  await db.query('SELECT 1');
 }

@@ -1,3 +1,4 @@
+import { PermanentError } from './errors.js';
 import type { MediaKind } from './kinds.js';
 
 /** Limits use decimal units, as the contract writes them: 5 MB = 5,000,000 bytes. */
@@ -61,10 +62,16 @@ export const MEDIA_POLICIES: Readonly<Record<MediaKind, MediaPolicy>> = {
 /** Per-app overrides of input limits (the `limits` of an app row), in bytes per kind. */
 export type KindLimits = Partial<Record<MediaKind, number>>;
 
-export function inputLimitBytes(kind: MediaKind, override?: number): number {
+/** A kind's input limit: the app's override if it has one, never above the configured or the built-in hard cap. */
+export function inputLimitBytes(kind: MediaKind, override?: number, configuredCap: number = HARD_CAP_BYTES): number {
   const p = MEDIA_POLICIES[kind];
   const base = override ?? (p.maxBytesAnimated ?? p.maxBytes);
-  return Math.min(base, HARD_CAP_BYTES);
+  return Math.min(base, configuredCap, HARD_CAP_BYTES);
+}
+
+/** The refusal of an input over its limit, wherever it is measured (first bytes, stream, whole file). */
+export function fileTooLarge(limit: number, kind?: MediaKind): PermanentError {
+  return new PermanentError('FILE_TOO_LARGE', `the file is larger than the limit of ${limit} bytes${kind ? ` for ${kind}` : ''}`, { maxBytes: limit });
 }
 
 /** MIME essence: lower case, parameters dropped (file-type says `audio/ogg; codecs=opus`). */
@@ -144,6 +151,40 @@ export function inferKind(sniffed: string): MediaKind | undefined {
     if (kindAccepts(k, s)) return k;
   }
   return undefined;
+}
+
+export interface KindQuestion {
+  /** The client's kind; inferred from the type when absent. */
+  kind?: MediaKind | null;
+  /** The type judged: sniffed from the bytes, or, for an upload slot before any byte arrives, the declared one. */
+  mime: string | null | undefined;
+  /** The client's declared type: it may only agree with `mime`, never override it. */
+  declared?: string | null;
+  /**
+   * What `mime` was read from: the first bytes, the whole file, or only the client's word (a slot).
+   * From the first bytes a zip may still turn out an OOXML document (its telltale entries come
+   * later), so it passes as a provisional document and the worker, which sniffs the whole file, decides.
+   */
+  seen: 'head' | 'whole' | 'declared';
+}
+
+/**
+ * The kind and type rule of every way in (upload, slot, worker): the sniffed type decides, the
+ * client's kind must accept it, and a declared type may only agree. Throws 415 otherwise.
+ */
+export function decideKind(q: KindQuestion): MediaKind {
+  const { mime, declared } = q;
+  const kind = q.kind ?? undefined;
+  if (!mime) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', 'the file is not in a recognised format', { detected: null });
+  const provisional = q.seen === 'head' && mime === 'application/zip' && (kind === 'document' || kind === undefined);
+  const k = kind ?? (provisional ? 'document' : inferKind(mime));
+  if (!k) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${mime} is not an accepted media type`, { detected: mime });
+  if (provisional) return k;
+  if (!kindAccepts(k, mime)) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${mime} is not accepted for kind ${k}`, { detected: mime, kind: k });
+  if (!declaredAgrees(declared, mime)) {
+    throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `declared type ${declared} contradicts the content (${mime})`, { declared, detected: mime });
+  }
+  return k;
 }
 
 export function suggestedMessageType(kind: MediaKind): MediaPolicy['messageType'] {

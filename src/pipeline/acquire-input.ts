@@ -7,8 +7,9 @@ import { PermanentError } from '../domain/errors.js';
 import { inboxPrefix, isInboxKeyOf, stagingKey } from '../domain/ids.js';
 import type { IngestPayload } from '../queue/payloads.js';
 import { BlobNotFoundError, type BlobStore } from '../storage/blob-store.js';
-import { openObject, type Keyring } from '../storage/sealed-format.js';
-import { openUrl } from './fetch-source.js';
+import type { Keyring } from '../storage/sealed-format.js';
+import { openObject } from '../storage/sealed-store.js';
+import { openUrl } from '../net/fetch-source.js';
 import { SizeLimiter } from './limit-size.js';
 
 export interface AcquireDeps {

@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { PermanentError } from '../domain/errors.js';
@@ -7,9 +6,10 @@ import { capToolTimeout } from './ffmpeg/av-limits.js';
 import { bmpToPng } from './ffmpeg/bmp-to-png.js';
 import { decodeHeif } from './heic/decode-heif.js';
 import { IMAGE_LIMITS, type ImageLimits } from './image/limits.js';
-import { planImage, stillFormatForOpacity, type ImageFacts } from './image/plan-image.js';
+import { planImage, stillFormatForOpacity, type ImageFacts, type StillOrAnimatedFormat } from './image/plan-image.js';
+import { planImageFit, type FitAttempt } from './image/plan-image-fit.js';
 import { sharpFailureError } from './image/sharp-failure.js';
-import { encoderLadder, EXT_OF_FORMAT, MIME_OF_FORMAT, restrictSharpLoaders, sharpInputOptions, type EncoderChoice } from './image/sharp-options.js';
+import { EXT_OF_FORMAT, fitLadder, MIME_OF_FORMAT, restrictSharpLoaders, sharpInputOptions, type EncoderChoice } from './image/sharp-options.js';
 import { createProgressThrottle } from './ffmpeg/progress.js';
 import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from './normalize-types.js';
 
@@ -58,6 +58,14 @@ restrictSharpLoaders();
  *
  * Every image is re-encoded, even a clean JPEG: keeping bytes would keep APPn/COM segments we do
  * not parse, and re-encoding is the one way to be sure nothing rides along.
+ *
+ * Size: the stored file must fit the delivered limit (`deliveredLimitBytes`, else the kind's), and
+ * inputs may be larger (a 24 MP phone photo, a 12 MP PNG screenshot). planImageFit picks each next
+ * encode from the bytes the last one measured: quality down to a floor, then smaller sizes down to
+ * a floor, then FILE_TOO_LARGE. A still is decoded once, oriented, sized and in sRGB, into memory
+ * (≤ 4096², so ≤ 64 MiB with alpha) and every encode starts from those pixels: a 24 MP JPEG is not
+ * decoded again per step. An animation is decoded again per encode instead (up to 100 MP of frames
+ * would not be held), which is why it gets fewer encodes.
  */
 export async function normalizeImage(input: NormalizeInput, limits: ImageLimits = IMAGE_LIMITS): Promise<NormalizeOutput> {
   const mime = canonicalMime(input.sniffedMime);
@@ -78,48 +86,95 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
   input.signal?.throwIfAborted();
 
   const inputOptions = sharpInputOptions(plan.limitInputPixels, plan.animated);
-  let format = plan.output;
-  if (format === 'by-opacity') {
-    // An alpha channel that is 255 everywhere (screenshots, exports) carries nothing: store a JPEG.
-    const stats = await sharp(source, inputOptions)
-      .timeout({ seconds: limits.timeoutSeconds })
-      .stats()
-      .catch((err: unknown) => {
-        throw sharpFailureError(err, 'reading the image');
-      });
-    format = stillFormatForOpacity(stats.isOpaque);
-  }
-  input.signal?.throwIfAborted();
-
-  const pipeline = (): Sharp => {
+  const sourcePipeline = (longSide: number | null): Sharp => {
     let img = sharp(source, inputOptions).timeout({ seconds: limits.timeoutSeconds });
     if (plan.autoOrient) img = img.autoOrient();
-    if (plan.fitLongSide !== null) img = img.resize({ width: plan.fitLongSide, height: plan.fitLongSide, fit: 'inside', withoutEnlargement: true });
+    if (longSide !== null) img = img.resize({ width: longSide, height: longSide, fit: 'inside', withoutEnlargement: true });
     // 8-bit sRGB out: converts CMYK and 16-bit inputs, and is the space the ICC transform lands in.
     return img.toColourspace('srgb');
   };
 
-  const outputPath = join(input.scratchDir, `image.${EXT_OF_FORMAT[format]}`);
-  let info: OutputInfo | null = null;
-  for (const choice of encoderLadder(format)) {
-    input.signal?.throwIfAborted();
-    info = await encode(pipeline(), choice, outputPath);
-    if (info.size <= limits.maxBytes) break;
-    input.log.debug({ size: info.size, choice }, 'image over the byte limit; trying a smaller encode');
-    info = null;
+  let format: StillOrAnimatedFormat;
+  let fullLongSide: number;
+  let encodeAt: (choice: EncoderChoice, longSide: number, outputPath: string) => Promise<OutputInfo>;
+  if (plan.animated) {
+    format = plan.output as 'gif' | 'webp';
+    const naturalLongSide = Math.max(facts.width, facts.height);
+    fullLongSide = plan.fitLongSide ?? naturalLongSide;
+    encodeAt = (choice, longSide, outputPath) => encode(sourcePipeline(longSide < naturalLongSide ? longSide : null), choice, outputPath);
+  } else {
+    const t = performance.now();
+    const pixels = await decodeStill(sourcePipeline(plan.fitLongSide));
+    input.log.debug({ width: pixels.info.width, height: pixels.info.height, channels: pixels.info.channels, ms: Math.round(performance.now() - t) }, 'image decoded');
+    // An alpha channel that is 255 everywhere (screenshots, exports) carries nothing: store a JPEG.
+    format = plan.output === 'by-opacity' ? stillFormatForOpacity(!hasAlpha(pixels.info.channels) || alphaIsOpaque(pixels.data, pixels.info.channels)) : plan.output;
+    const { width, height, channels } = pixels.info;
+    fullLongSide = Math.max(width, height);
+    encodeAt = (choice, longSide, outputPath) => {
+      let img = sharp(pixels.data, { raw: { width, height, channels } }).timeout({ seconds: limits.timeoutSeconds });
+      if (longSide < fullLongSide) img = img.resize({ width: longSide, height: longSide, fit: 'inside' });
+      if (choice.format === 'jpeg') img = img.removeAlpha();
+      return encode(img, choice, outputPath);
+    };
   }
-  if (!info) {
-    const size = (await stat(outputPath)).size;
-    throw new PermanentError('MEDIA_REJECTED', `the image is ${(size / 1e6).toFixed(1)} MB as ${format.toUpperCase()}, over the ${limits.maxBytes / 1e6} MB limit`);
-  }
+  input.signal?.throwIfAborted();
 
-  createProgressThrottle(input.onProgress)(100);
-  const mimeType = MIME_OF_FORMAT[format];
+  const ladder = fitLadder(format, plan.animated, limits.storedMimes);
+  const bounds = { limitBytes: input.deliveredLimitBytes ?? limits.maxBytes, fullLongSide, animated: plan.animated };
+  const progress = createProgressThrottle(input.onProgress);
+  const attempts: FitAttempt[] = [];
+  let stored: { info: OutputInfo; outputPath: string; format: StillOrAnimatedFormat } | null = null;
+  const started = performance.now();
+  for (;;) {
+    const next = planImageFit(ladder, attempts, bounds, limits.fit);
+    if (next.action === 'store') break;
+    if (next.action === 'refuse') throw new PermanentError('FILE_TOO_LARGE', next.reason, next.details);
+    input.signal?.throwIfAborted();
+    if (attempts.length > 0) progress(Math.min(90, attempts.length * 15));
+    const { choice, label } = ladder[next.step]!;
+    const outputPath = join(input.scratchDir, `image.${EXT_OF_FORMAT[choice.format]}`);
+    const t = performance.now();
+    const info = await encodeAt(choice, next.longSide, outputPath);
+    attempts.push({ step: next.step, longSide: next.longSide, bytes: info.size });
+    stored = { info, outputPath, format: choice.format };
+    input.log.debug({ encoding: label, longSide: next.longSide, bytes: info.size, limitBytes: bounds.limitBytes, ms: Math.round(performance.now() - t) }, 'image encoded');
+  }
+  if (!stored) throw new Error('image fit ended without an encode');
+
+  progress(100);
+  const { info, outputPath } = stored;
+  const mimeType = MIME_OF_FORMAT[stored.format];
   const transform = reencodedTransform(mime, mimeType);
   const width = info.width;
   const height = info.pageHeight ?? info.height;
-  input.log.info({ transform, from: mime, to: mimeType, width, height, pages: info.pages ?? 1, bytes: info.size }, 'image normalized');
+  input.log.info(
+    { transform, from: mime, to: mimeType, width, height, pages: info.pages ?? 1, bytes: info.size, encodes: attempts.length, encodeMs: Math.round(performance.now() - started) },
+    'image normalized',
+  );
   return { outputPath, mimeType, transform, width, height, durationMs: null, pages: null, waveform: null, variants: [] };
+}
+
+interface DecodedStill {
+  data: Buffer;
+  info: { width: number; height: number; channels: 1 | 2 | 3 | 4 };
+}
+
+/** Oriented, sized, sRGB pixels in memory: the one decode every encode of a still starts from. */
+async function decodeStill(img: Sharp): Promise<DecodedStill> {
+  try {
+    const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    return { data, info: { width: info.width, height: info.height, channels: info.channels } };
+  } catch (err) {
+    throw sharpFailureError(err, 'reading the image');
+  }
+}
+
+const hasAlpha = (channels: number): boolean => channels === 2 || channels === 4;
+
+/** Whether every alpha byte (the last channel of each pixel) is 255; stops at the first that is not. */
+function alphaIsOpaque(data: Buffer, channels: number): boolean {
+  for (let i = channels - 1; i < data.length; i += channels) if (data[i] !== 255) return false;
+  return true;
 }
 
 /** The file sharp reads: the upload itself, or the PNG a format sharp cannot decode was turned into. */

@@ -20,6 +20,11 @@ export interface NormalizeInput {
    * the worker uses; a caller with a tighter deadline, or a test of a stuck run, sets it lower.
    */
   maxToolMs?: number | undefined;
+  /**
+   * The most bytes the stored file may have: the app's override of the kind's delivered limit.
+   * Unset, the kind's own (MEDIA_POLICIES[kind].maxBytes). The input may be larger: it is made to fit.
+   */
+  deliveredLimitBytes?: number | undefined;
 }
 
 export interface NormalizeVariant {

@@ -4,7 +4,7 @@ import { PermanentError } from '../domain/errors.js';
 import { canonicalMime } from '../domain/policies.js';
 import { buildPosterArgs, buildVideoArgs, type InputSpec } from './ffmpeg/args.js';
 import { capToolTimeout, toolTimeoutMs, VIDEO_LIMITS, type VideoLimits } from './ffmpeg/av-limits.js';
-import { decideVideo, refitVideo, type VideoDecision } from './ffmpeg/decide-video.js';
+import { decideVideo, formatMegabytes, refitVideo, type VideoDecision } from './ffmpeg/decide-video.js';
 import { demuxerFor } from './ffmpeg/demuxer.js';
 import { withToolErrors } from './ffmpeg/failure.js';
 import { probeMedia } from './ffmpeg/probe-media.js';
@@ -16,11 +16,16 @@ import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from '.
 type Decided = Exclude<VideoDecision, { action: 'reject' }>;
 
 /**
- * Video → MP4 (H.264 + AAC, faststart) ≤ 16 MB with a JPEG poster: probe, decide (remux when
- * compliant), run, check the size (one forced re-encode or one bitrate refit when over), probe the
- * output for the stored facts, grab the poster.
+ * Video → MP4 (H.264 + AAC, faststart) within the delivered limit, with a JPEG poster: probe,
+ * decide (remux when compliant and small enough), run, check the size (a remux or stream copy that
+ * came out too large is encoded; an encode over the limit gets one retry at a lower bitrate, then
+ * FILE_TOO_LARGE), probe the output for the stored facts, grab the poster.
+ *
+ * The delivered limit is `input.deliveredLimitBytes` (a per-app override) when set, else the
+ * limits' own `maxBytes` (the kind's policy).
  */
-export async function normalizeVideo(input: NormalizeInput, limits: VideoLimits = VIDEO_LIMITS): Promise<NormalizeOutput> {
+export async function normalizeVideo(input: NormalizeInput, baseLimits: VideoLimits = VIDEO_LIMITS): Promise<NormalizeOutput> {
+  const limits: VideoLimits = input.deliveredLimitBytes !== undefined ? { ...baseLimits, maxBytes: input.deliveredLimitBytes } : baseLimits;
   const mime = canonicalMime(input.sniffedMime);
   const demuxer = demuxerFor(mime);
   if (!demuxer) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${mime} cannot be read as video`);
@@ -33,38 +38,50 @@ export async function normalizeVideo(input: NormalizeInput, limits: VideoLimits 
   if (durationMs === null && probe.video) durationMs = await scanDuration(source, probe.video.index, limits.maxDurationMs, input.signal, input.maxToolMs);
 
   const first = decideVideo(probe, { durationMs, sizeBytes }, limits);
-  if (first.action === 'reject') throw new PermanentError('MEDIA_REJECTED', first.reason);
+  if (first.action === 'reject') throw new PermanentError(first.code, first.reason);
   let decision: Decided = first;
 
   const outputPath = join(input.scratchDir, 'video.mp4');
   let outBytes = 0;
-  for (let attempt = 0; ; attempt++) {
-    input.log.debug({ decision, attempt }, 'video decision');
-    await withToolErrors(decision.action === 'remux' ? 'remuxing the video' : 'transcoding the video', () =>
+  let encodes = 0;
+  // The main run is 95% of the work (the output probe and poster are the rest). A second run
+  // (a retry) fills what is left above what the first one reached, so progress never goes back.
+  let reached = 0;
+  for (;;) {
+    const isEncode = decision.action === 'transcode' && decision.video.mode === 'encode';
+    if (isEncode) encodes += 1;
+    const from = reached;
+    const run: Decided = decision;
+    input.log.debug({ decision: run, encodes }, 'video decision');
+    await withToolErrors(run.action === 'remux' ? 'remuxing the video' : 'transcoding the video', () =>
       runFfmpeg({
-        args: buildVideoArgs(source, decision, limits.maxDurationMs, outputPath),
-        timeoutMs: capToolTimeout(toolTimeoutMs(decision.action === 'remux' ? 'copy' : 'encode', decision.durationMs), input.maxToolMs),
+        args: buildVideoArgs(source, run, limits.maxDurationMs, outputPath),
+        timeoutMs: capToolTimeout(toolTimeoutMs(isEncode ? 'encode' : 'copy', run.durationMs), input.maxToolMs),
         signal: input.signal,
         log: input.log,
         onProgressTime: (ms) => {
-          const p = progressPercent(ms, decision.durationMs);
-          // The main run is 95% of the work; the output probe and poster are the rest.
-          if (p !== null) report(Math.min(95, p));
+          const p = progressPercent(ms, run.durationMs);
+          if (p === null) return;
+          reached = Math.max(reached, from + ((95 - from) * p) / 100);
+          report(reached);
         },
       }),
     );
     outBytes = (await stat(outputPath)).size;
     if (outBytes <= limits.maxBytes) break;
-    const next: VideoDecision | null =
-      attempt >= 2
-        ? null
-        : decision.action === 'remux' || (decision.action === 'transcode' && decision.video.mode === 'copy')
-          ? decideVideo(probe, { durationMs, sizeBytes, forceEncode: true }, limits)
-          : refitVideo(decision, outBytes, limits);
-    if (!next || next.action === 'reject') {
+    const next: VideoDecision | null = !isEncode
+      ? decideVideo(probe, { durationMs, sizeBytes, forceEncode: true }, limits)
+      : encodes < 2
+        ? refitVideo(run, outBytes, limits)
+        : null;
+    if (next?.action === 'reject') throw new PermanentError(next.code, next.reason);
+    if (!next) {
+      // Only an encode gets here: a remux or a copy that came out too large is always encoded next.
+      const kbps = run.action === 'transcode' && run.video.mode === 'encode' ? run.video.maxrateKbps : 0;
       throw new PermanentError(
-        'MEDIA_REJECTED',
-        next?.reason ?? `the video does not fit ${limits.maxBytes / 1_000_000} MB even re-encoded (${(outBytes / 1_000_000).toFixed(1)} MB)`,
+        'FILE_TOO_LARGE',
+        `the video does not fit ${formatMegabytes(limits.maxBytes)}: re-encoded at ${kbps} kbit/s it is still ${(outBytes / 1_000_000).toFixed(1)} MB` +
+          (encodes < 2 ? `, and a lower bitrate would be under the ${limits.minVideoKbps} kbit/s floor` : ''),
       );
     }
     input.log.info({ outBytes, maxBytes: limits.maxBytes }, 'video over the size limit; encoding again at a lower bitrate');

@@ -6,11 +6,14 @@ import { isDatabaseDown } from '../db/errors.js';
 import { sanitizeFilename } from '../domain/filename.js';
 import { newMediaPath, newRunId, runStorageKey, runVariantKey, stagingKey, storageKey } from '../domain/ids.js';
 import type { MediaKind } from '../domain/kinds.js';
-import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, inputLimitBytes, kindAccepts, type KindLimits } from '../domain/policies.js';
+import { canonicalMime, decideKind, fileTooLarge, type KindLimits } from '../domain/policies.js';
 import * as appsRepo from '../db/repos/apps.js';
 import * as mediaRepo from '../db/repos/media.js';
 import type { MediaRow } from '../db/repos/media.js';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.js';
+import { hardCapBytes, limitFor } from '../ingest/limits.js';
+import { checkOwnership } from '../ingest/ownership.js';
+import { ttlFor } from '../ingest/ttl.js';
 import type { Queues } from '../queue/queues.js';
 import { dispatchDelivery, recordMediaEvent } from '../webhooks/emit.js';
 import type { Logger } from '../log.js';
@@ -90,10 +93,10 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
   // Keys this run wrote (or began to write): run-unique, so deleting them never touches another run's objects.
   const written: string[] = [];
   try {
-    const hardCap = Math.min(deps.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
     const app = await appsRepo.getApp(deps.pool, row.app_id);
-    const limits = (app?.limits ?? {}) as KindLimits;
-    const maxBytes = row.kind ? Math.min(inputLimitBytes(row.kind, limits[row.kind]), hardCap) : hardCap;
+    const limitOf = limitFor(deps, (app?.limits ?? {}) as KindLimits);
+    // A kind not yet known (inferred below) can only be held to the hard cap while the input arrives.
+    const maxBytes = row.kind ? limitOf(row.kind) : hardCapBytes(deps);
     const input = await acquireInput(
       {
         store: deps.store,
@@ -108,7 +111,8 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     lap('acquire');
     const sniffed = await sniffFile(input.path);
     const declared = row.declared_mime ?? (input.contentType ? canonicalMime(input.contentType) : null);
-    const kind = decideKind(row.kind, sniffed.mime, declared, input.bytes, limits);
+    const kind = decideKind({ kind: row.kind, mime: sniffed.mime, declared, seen: 'whole' });
+    if (input.bytes > limitOf(kind)) throw fileTooLarge(limitOf(kind), kind);
     if (!row.kind && !(await mediaRepo.setKindForRun(deps.pool, mediaId, runId, kind))) {
       log.warn('another run took this media over; this run stops');
       return 'skipped';
@@ -241,18 +245,6 @@ export function isOutage(err: unknown): boolean {
   return err instanceof AppError && (err.code === 'STORAGE_UNAVAILABLE' || err.code === 'QUEUE_UNAVAILABLE');
 }
 
-/** Kind and type rules, decided on the whole sniffed file. */
-export function decideKind(kind: MediaKind | null, sniffedMime: string | null, declared: string | null, bytes: number, limits: KindLimits = {}): MediaKind {
-  if (!sniffedMime) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', 'the file is not in a recognised format');
-  const k = kind ?? inferKind(sniffedMime);
-  if (!k) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${sniffedMime} is not an accepted media type`);
-  if (!kindAccepts(k, sniffedMime)) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${sniffedMime} is not accepted for kind ${k}`);
-  if (!declaredAgrees(declared, sniffedMime)) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `declared type ${declared} contradicts the content (${sniffedMime})`);
-  const limit = inputLimitBytes(k, limits[k]);
-  if (bytes > limit) throw new PermanentError('FILE_TOO_LARGE', `the file is larger than the limit of ${limit} bytes for ${k}`);
-  return k;
-}
-
 async function removeStaging(deps: ProcessDeps, row: MediaRow, log: Logger): Promise<void> {
   const key = stagingKey(row.app_id, row.id);
   try {
@@ -271,13 +263,8 @@ async function createRowForProducerJob(deps: ProcessDeps, payload: IngestPayload
     log.error('producer job names an unknown app; dropped');
     throw new PermanentError('NOT_FOUND', `unknown app ${payload.appId}`);
   }
-  let deviceId: string | null = null;
-  if (payload.deviceId) {
-    const { rows } = await deps.pool.query<{ status: string }>('SELECT status FROM devices WHERE app_id = $1 AND id = $2', [payload.appId, payload.deviceId]);
-    if (rows[0]?.status !== 'active') throw new PermanentError('NOT_FOUND', `unknown device ${payload.deviceId}`);
-    deviceId = payload.deviceId;
-  }
-  const ttl = Math.min(payload.ttlSeconds ?? deps.config.DEFAULT_TTL_SECONDS, deps.config.MAX_RETENTION_SECONDS);
+  await checkOwnership(deps.pool, payload.appId, { deviceId: payload.deviceId });
+  const deviceId = payload.deviceId ?? null;
   try {
     return await mediaRepo.insertMedia(deps.pool, {
       id: payload.mediaId!,
@@ -295,7 +282,7 @@ async function createRowForProducerJob(deps: ProcessDeps, payload: IngestPayload
       mediaPath: newMediaPath(deviceId ?? payload.appId),
       storageKey: storageKey(payload.appId, payload.mediaId!),
       stagingKey: null,
-      ttlSeconds: ttl,
+      ttlSeconds: ttlFor(deps.config, payload.ttlSeconds),
       correlationId: payload.correlationId ?? null,
     });
   } catch (err) {

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { AppError } from '../domain/errors.js';
 import { stagingKey } from '../domain/ids.js';
 import type { MediaKind } from '../domain/kinds.js';
-import { declaredAgrees, inferKind, kindAccepts } from '../domain/policies.js';
+import { decideKind, fileTooLarge } from '../domain/policies.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { createSealStream, type Keyring } from '../storage/sealed-format.js';
 import { SizeLimiter } from './limit-size.js';
@@ -53,9 +53,9 @@ export async function stageUpload(deps: { store: BlobStore; keyring: Keyring }, 
   if (head.length === 0) throw new AppError('VALIDATION_FAILED', 'the file is empty', { fields: { file: 'empty' } });
 
   const sniffed = await sniffBuffer(head, ended);
-  const kind = checkType(sniffed, input.kind, input.declaredMime);
+  const kind = decideKind({ kind: input.kind, mime: sniffed.mime, declared: input.declaredMime, seen: 'head' });
   const limit = input.limitFor(kind);
-  if (head.length > limit) throw tooLarge(limit);
+  if (head.length > limit) throw fileTooLarge(limit);
 
   const rest = Readable.from(
     (async function* () {
@@ -84,25 +84,4 @@ export async function stageUpload(deps: { store: BlobStore; keyring: Keyring }, 
   }
   const result = await seal.result;
   return { stagingKey: key, kind, sniffed, bytes: result.plainBytes, sha256: result.sha256 };
-}
-
-/** Kind and type rules at the door: the sniffed type decides, the declared one may only agree. */
-export function checkType(sniffed: Sniffed, kind: MediaKind | undefined, declaredMime: string | null | undefined): MediaKind {
-  const mime = sniffed.mime;
-  // A zip head may still be an OOXML document whose telltale entries come later: the worker decides.
-  const provisional = mime === 'application/zip' && (kind === 'document' || kind === undefined);
-  if (!mime) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'the file is not in a recognised format', { detected: null });
-  const k = kind ?? (provisional ? 'document' : inferKind(mime));
-  if (!k) throw new AppError('UNSUPPORTED_MEDIA_TYPE', `${mime} is not an accepted media type`, { detected: mime });
-  if (!provisional && !kindAccepts(k, mime)) {
-    throw new AppError('UNSUPPORTED_MEDIA_TYPE', `${mime} is not accepted for kind ${k}`, { detected: mime, kind: k });
-  }
-  if (!provisional && !declaredAgrees(declaredMime, mime)) {
-    throw new AppError('UNSUPPORTED_MEDIA_TYPE', `declared type ${declaredMime} contradicts the content (${mime})`, { declared: declaredMime, detected: mime });
-  }
-  return k;
-}
-
-export function tooLarge(limit: number): AppError {
-  return new AppError('FILE_TOO_LARGE', `the file is larger than the limit of ${limit} bytes`, { maxBytes: limit });
 }

@@ -1,10 +1,5 @@
 import type { Pool, PoolClient } from '../db/pool.js';
-
-/**
- * Advisory-lock namespace of sweep claims ('mfsw'). The two-key form keeps these locks apart from
- * every single-bigint advisory lock (node-pg-migrate's among them).
- */
-export const SWEEP_LOCK_NAMESPACE = 1835430775;
+import { releaseSweepToken, tryTakeSweepToken } from '../db/repos/sweep-leases.js';
 
 /**
  * A sweeper's hold on the rows it claims for one batch: a session advisory lock on a token from a
@@ -28,11 +23,7 @@ export async function acquireLease(pool: Pool): Promise<SweepLease> {
   client.on('error', ignore);
   try {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const { rows } = await client.query<{ token: number; locked: boolean }>(
-        `SELECT t.token, pg_try_advisory_lock($1, t.token) AS locked FROM (SELECT nextval('media_sweep_claim_seq')::int AS token) t`,
-        [SWEEP_LOCK_NAMESPACE],
-      );
-      const { token, locked } = rows[0]!;
+      const { token, locked } = await tryTakeSweepToken(client);
       // Only a sequence that wrapped around onto a live sweeper's token is refused; take the next.
       if (locked) return lease(client, token);
     }
@@ -56,7 +47,7 @@ function lease(client: PoolClient, token: number): SweepLease {
       released = true;
       client.off('error', ignore);
       try {
-        await client.query('SELECT pg_advisory_unlock($1, $2)', [SWEEP_LOCK_NAMESPACE, token]);
+        await releaseSweepToken(client, token);
         client.release();
       } catch (err) {
         // A broken connection has lost the lock already; destroy it rather than pool it.
@@ -66,10 +57,3 @@ function lease(client: PoolClient, token: number): SweepLease {
   };
 }
 
-/**
- * SQL for the claim tokens whose holder is alive (advisory locks granted in this database).
- * Reading pg_locks is a snapshot of the lock table: cheap, and no lock is taken.
- */
-export const LIVE_TOKENS_SQL = `SELECT l.objid::int FROM pg_locks l
-  WHERE l.locktype = 'advisory' AND l.classid = ${SWEEP_LOCK_NAMESPACE}::oid AND l.objsubid = 2 AND l.granted
-    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`;

@@ -1,4 +1,5 @@
 import * as mediaRepo from '../db/repos/media.js';
+import * as scanRepo from '../db/repos/orphan-scan.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { Queues } from '../queue/queues.js';
@@ -28,25 +29,13 @@ export interface OrphanOptions {
   limit?: number;
 }
 
-export type OrphanWhy =
-  /** No media row with this id in this app (the upload died before its insert, or the app was deleted). */
-  | 'no_row'
-  /** The row is deleted: its bytes should have gone with it. */
-  | 'row_deleted'
-  /** The row failed: nothing of it is served. */
-  | 'row_failed'
-  /** The row is ready but does not reference this key (a staging object or a stale variant). */
-  | 'unreferenced'
-  /** Not a key this service builds: reported, never deleted. */
-  | 'unrecognised';
-
 export interface OrphanObject {
   key: string;
   size: number;
   lastModified: string;
   appId: string | null;
   mediaId: string | null;
-  why: OrphanWhy;
+  why: scanRepo.OrphanWhy;
 }
 
 export interface RowWithoutObject {
@@ -92,48 +81,23 @@ export async function reconcileOrphans(deps: OrphanDeps, opts: OrphanOptions = {
   };
   client.on('error', onError);
   try {
-    await client.query('DROP TABLE IF EXISTS orphan_scan');
-    await client.query(
-      'CREATE TEMP TABLE orphan_scan (key text PRIMARY KEY, size bigint NOT NULL, last_modified timestamptz NOT NULL, app_id text, media_id text)',
-    );
-    const { rows: clock } = await client.query<{ now: Date }>('SELECT now() AS now');
-    const scanStart = clock[0]!.now;
+    const scanStart = await scanRepo.startOrphanScan(client);
     const scannedObjects = await loadListing(client, deps.store);
-    await client.query('ANALYZE orphan_scan');
+    await scanRepo.analyzeOrphanScan(client);
 
-    const orphanWhere = `s.last_modified <= $1::timestamptz - make_interval(secs => $2)
-      AND (s.media_id IS NULL OR m.id IS NULL OR m.status IN ('deleted', 'failed')
-           OR (m.status = 'ready' AND s.key <> m.storage_key AND NOT m.variants @> jsonb_build_array(jsonb_build_object('key', s.key))))`;
-    const orphanFrom = 'orphan_scan s LEFT JOIN media m ON m.id = s.media_id AND m.app_id = s.app_id';
-    const whySql = `CASE WHEN s.media_id IS NULL THEN 'unrecognised' WHEN m.id IS NULL THEN 'no_row'
-      WHEN m.status = 'deleted' THEN 'row_deleted' WHEN m.status = 'failed' THEN 'row_failed' ELSE 'unreferenced' END`;
-    const orphanTotals = await client.query<{ n: number; bytes: number }>(
-      `SELECT count(*)::int AS n, COALESCE(sum(s.size), 0)::bigint AS bytes FROM ${orphanFrom} WHERE ${orphanWhere}`,
-      [scanStart, minAge],
-    );
-    const orphanItems = await client.query<{ key: string; size: number; last_modified: Date; app_id: string | null; media_id: string | null; why: OrphanWhy }>(
-      `SELECT s.key, s.size, s.last_modified, s.app_id, s.media_id, ${whySql} AS why FROM ${orphanFrom} WHERE ${orphanWhere} ORDER BY s.key LIMIT $3`,
-      [scanStart, minAge, limit],
-    );
-
-    const lostWhere = `m.status = 'ready' AND m.ready_at < $1::timestamptz`;
-    const lostSelect = `SELECT m.id, m.app_id, m.storage_key,
-        NOT EXISTS (SELECT 1 FROM orphan_scan s WHERE s.key = m.storage_key) AS object_missing,
-        ARRAY(SELECT v->>'key' FROM jsonb_array_elements(m.variants) v WHERE NOT EXISTS (SELECT 1 FROM orphan_scan s WHERE s.key = v->>'key')) AS missing_variants
-      FROM media m WHERE ${lostWhere}`;
-    type LostRow = { id: string; app_id: string; storage_key: string; object_missing: boolean; missing_variants: string[] };
-    const lostFilter = 'WHERE x.object_missing OR cardinality(x.missing_variants) > 0';
-    const readyCount = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM media m WHERE ${lostWhere}`, [scanStart]);
-    const lostCount = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${lostSelect}) x ${lostFilter}`, [scanStart]);
-    const lostItems = await client.query<LostRow>(`SELECT * FROM (${lostSelect}) x ${lostFilter} ORDER BY x.id LIMIT $2`, [scanStart, limit]);
+    const orphanTotals = await scanRepo.countOrphanObjects(client, scanStart, minAge);
+    const orphanItems = await scanRepo.listOrphanObjects(client, scanStart, minAge, limit);
+    const readyRows = await scanRepo.countJudgedReadyRows(client, scanStart);
+    const lostCount = await scanRepo.countRowsWithoutObject(client, scanStart);
+    const lostItems = await scanRepo.listRowsWithoutObject(client, scanStart, limit);
 
     const report: OrphanReport = {
       scannedAt: scanStart.toISOString(),
-      scanned: { objects: scannedObjects, readyRows: readyCount.rows[0]!.n },
+      scanned: { objects: scannedObjects, readyRows },
       objectsWithoutRow: {
-        count: orphanTotals.rows[0]!.n,
-        bytes: Number(orphanTotals.rows[0]!.bytes),
-        items: orphanItems.rows.map((r) => ({
+        count: orphanTotals.n,
+        bytes: Number(orphanTotals.bytes),
+        items: orphanItems.map((r) => ({
           key: r.key,
           size: Number(r.size),
           lastModified: r.last_modified.toISOString(),
@@ -143,8 +107,8 @@ export async function reconcileOrphans(deps: OrphanDeps, opts: OrphanOptions = {
         })),
       },
       rowsWithoutObject: {
-        count: lostCount.rows[0]!.n,
-        items: lostItems.rows.map((r) => ({ id: r.id, appId: r.app_id, storageKey: r.storage_key, objectMissing: r.object_missing, missingVariants: r.missing_variants })),
+        count: lostCount,
+        items: lostItems.map((r) => ({ id: r.id, appId: r.app_id, storageKey: r.storage_key, objectMissing: r.object_missing, missingVariants: r.missing_variants })),
       },
       fixed: null,
     };
@@ -154,13 +118,9 @@ export async function reconcileOrphans(deps: OrphanDeps, opts: OrphanOptions = {
     // Orphan objects, a page at a time in key order. `unrecognised` keys are not ours to delete.
     let after = '';
     for (;;) {
-      const page = await client.query<{ key: string }>(
-        `SELECT s.key FROM ${orphanFrom} WHERE ${orphanWhere} AND s.media_id IS NOT NULL AND s.key > $3 ORDER BY s.key LIMIT ${FIX_PAGE}`,
-        [scanStart, minAge, after],
-      );
-      if (page.rows.length === 0) break;
-      after = page.rows[page.rows.length - 1]!.key;
-      const keys = page.rows.map((r) => r.key);
+      const keys = await scanRepo.pageDeletableOrphanKeys(client, scanStart, minAge, after, FIX_PAGE);
+      if (keys.length === 0) break;
+      after = keys[keys.length - 1]!;
       try {
         await deps.store.delete(keys);
         fixed.objectsDeleted += keys.length;
@@ -176,13 +136,10 @@ export async function reconcileOrphans(deps: OrphanDeps, opts: OrphanOptions = {
     // media itself is still served.
     let afterId = '';
     for (;;) {
-      const page = await client.query<LostRow>(
-        `SELECT * FROM (${lostSelect}) x WHERE x.object_missing AND x.id > $2 ORDER BY x.id LIMIT ${FIX_PAGE}`,
-        [scanStart, afterId],
-      );
-      if (page.rows.length === 0) break;
-      afterId = page.rows[page.rows.length - 1]!.id;
-      for (const r of page.rows) {
+      const page = await scanRepo.pageRowsWithoutStoredObject(client, scanStart, afterId, FIX_PAGE);
+      if (page.length === 0) break;
+      afterId = page[page.length - 1]!.id;
+      for (const r of page) {
         // The listing is minutes old by now: ask the store again before judging the row.
         if (await deps.store.exists(r.storage_key)) {
           fixed.rowsSkipped++;
@@ -204,7 +161,7 @@ export async function reconcileOrphans(deps: OrphanDeps, opts: OrphanOptions = {
     broken = err as Error;
     throw err;
   } finally {
-    await client.query('DROP TABLE IF EXISTS orphan_scan').catch(() => undefined);
+    await scanRepo.dropOrphanScan(client).catch(() => undefined);
     client.off('error', onError);
     client.release(broken);
   }
@@ -213,14 +170,10 @@ export async function reconcileOrphans(deps: OrphanDeps, opts: OrphanOptions = {
 /** Streams `objects/` and `staging/` into `orphan_scan`; returns how many objects were listed. */
 async function loadListing(client: PoolClient, store: BlobStore): Promise<number> {
   let n = 0;
-  let chunk: Array<{ key: string; size: number; lastModified: Date; appId: string | null; mediaId: string | null }> = [];
+  let chunk: scanRepo.ScannedObject[] = [];
   const flush = async (): Promise<void> => {
     if (chunk.length === 0) return;
-    await client.query(
-      `INSERT INTO orphan_scan (key, size, last_modified, app_id, media_id)
-       SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[]) ON CONFLICT (key) DO NOTHING`,
-      [chunk.map((o) => o.key), chunk.map((o) => o.size), chunk.map((o) => o.lastModified), chunk.map((o) => o.appId), chunk.map((o) => o.mediaId)],
-    );
+    await scanRepo.insertScannedObjects(client, chunk);
     chunk = [];
   };
   for (const prefix of ['objects/', 'staging/']) {

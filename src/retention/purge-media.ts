@@ -1,10 +1,14 @@
 import { newEventId, stagingKey } from '../domain/ids.js';
-import type { MediaRow } from '../db/repos/media.js';
+import type { DeleteReason } from '../domain/kinds.js';
+import { appsWithWebhook } from '../db/repos/apps.js';
+import { auditDeletions } from '../db/repos/audit.js';
+import { markDeleted, type MediaRow } from '../db/repos/media.js';
+import { insertMediaDeletedDeliveries } from '../db/repos/webhook-deliveries.js';
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { Queues } from '../queue/queues.js';
 import { BlobDeleteError, InvalidBlobKeyError, type BlobStore } from '../storage/blob-store.js';
-import { eventBody, type DeleteReason } from '../webhooks/emit.js';
+import { eventBody } from '../webhooks/emit.js';
 
 export interface PurgeDeps {
   pool: Pool;
@@ -42,31 +46,21 @@ export async function finishDeletions(
 ): Promise<MediaRow[]> {
   if (items.length === 0) return [];
   const reasonOf = new Map(items.map((i) => [i.row.id, i.reason]));
-  const { rows: done, deliveries } = await inTransaction(db, async (c) => {
+  const { rows: done, deliveries } = await withTransaction(db, async (c) => {
     const deliveries: string[] = [];
-    const { rows } = await c.query<MediaRow>(
-      `UPDATE media SET status = 'deleted', deleted_at = now(), updated_at = now(), staging_key = NULL
-       WHERE id = ANY($1::text[]) AND status = 'deleting' RETURNING *`,
-      [[...reasonOf.keys()]],
-    );
+    const rows = await markDeleted(c, [...reasonOf.keys()]);
     if (rows.length === 0) return { rows, deliveries };
-    await c.query(
-      `INSERT INTO audit_events (app_id, media_id, event, reason, bytes)
-       SELECT a, m, 'media.deleted', r, b FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS t(a, m, r, b)`,
-      [rows.map((r) => r.app_id), rows.map((r) => r.id), rows.map((r) => reasonOf.get(r.id)!), rows.map((r) => r.stored_bytes ?? 0)],
-    );
-    const hooks = await c.query<{ id: string }>('SELECT id FROM apps WHERE id = ANY($1::text[]) AND webhook_url IS NOT NULL', [[...new Set(rows.map((r) => r.app_id))]]);
-    if (hooks.rows.length > 0) {
-      const withHook = new Set(hooks.rows.map((h) => h.id));
+    await auditDeletions(c, rows.map((r) => ({ appId: r.app_id, mediaId: r.id, reason: reasonOf.get(r.id)!, bytes: r.stored_bytes ?? 0 })));
+    const withHook = await appsWithWebhook(c, [...new Set(rows.map((r) => r.app_id))]);
+    if (withHook.size > 0) {
       const announced = rows.filter((r) => withHook.has(r.app_id));
-      const ids = announced.map(() => newEventId());
       const at = new Date();
-      await c.query(
-        `INSERT INTO webhook_deliveries (id, app_id, event, media_id, body)
-         SELECT i, a, 'media.deleted', m, b FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS t(i, a, m, b)`,
-        [ids, announced.map((r) => r.app_id), announced.map((r) => r.id), announced.map((r, k) => JSON.stringify(eventBody(ids[k]!, 'media.deleted', r, reasonOf.get(r.id), at)))],
-      );
-      deliveries.push(...ids);
+      const events = announced.map((r) => {
+        const id = newEventId();
+        return { id, appId: r.app_id, mediaId: r.id, body: eventBody(id, 'media.deleted', r, reasonOf.get(r.id), at) };
+      });
+      await insertMediaDeletedDeliveries(c, events);
+      deliveries.push(...events.map((e) => e.id));
     }
     return { rows, deliveries };
   });
@@ -124,17 +118,4 @@ export async function deleteObjectsOf(store: BlobStore, rows: readonly MediaRow[
     }
   }
   return { done, failed };
-}
-
-async function inTransaction<T>(db: Pool | PoolClient, fn: (c: Pick<PoolClient, 'query'>) => Promise<T>): Promise<T> {
-  if (!('release' in db)) return withTransaction(db, fn);
-  await db.query('BEGIN');
-  try {
-    const out = await fn(db);
-    await db.query('COMMIT');
-    return out;
-  } catch (err) {
-    await db.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  }
 }

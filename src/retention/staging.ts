@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool.js';
+import { findStagingOwners } from '../db/repos/media.js';
 import type { Logger } from '../log.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { sweeperStagingDeletedTotal } from './metrics.js';
@@ -21,7 +22,7 @@ export interface StagingSweepResult {
  * Staging objects older than `olderThanSeconds` whose media row does not exist (the upload died
  * between staging and insert, or the insert was rolled back) or has settled (the worker's own
  * clean-up failed). Rows still queued/processing keep theirs however long they wait: the worker
- * needs it, and it is what makes the row accepted work (see NAMES_NO_SOURCE in due.ts); when such a
+ * needs it, and it is what makes the row accepted work (see NAMES_NO_SOURCE in db/repos/media.ts); when such a
  * row is deleted (expiry, client, device) its staging goes with it. Keys that are not ours to parse
  * are left for `mediaflow orphans` to report.
  */
@@ -37,10 +38,7 @@ export async function sweepStaging(
     const batch = chunk;
     chunk = [];
     if (batch.length === 0) return;
-    const { rows } = await deps.pool.query<{ id: string; app_id: string; status: string }>(
-      'SELECT id, app_id, status FROM media WHERE id = ANY($1::text[])',
-      [batch.map((o) => o.mediaId)],
-    );
+    const rows = await findStagingOwners(deps.pool, batch.map((o) => o.mediaId));
     const byId = new Map(rows.map((r) => [r.id, r]));
     const doomed = batch.filter((o) => {
       const row = byId.get(o.mediaId);

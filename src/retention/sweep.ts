@@ -1,7 +1,8 @@
 import type { Pool } from '../db/pool.js';
+import { claimAbandonedDeleting, claimDue, countBacklog, previewDue, type ClaimedRow, type SweepScope } from '../db/repos/media.js';
+import { deleteExpiredUnusedSlots } from '../db/repos/upload-slots.js';
+import type { DeleteReason } from '../domain/kinds.js';
 import { sweepSeconds, sweeperBytesFreedTotal, sweeperDeletionsTotal } from '../metrics.js';
-import type { DeleteReason } from '../webhooks/emit.js';
-import { claimAbandonedDeleting, claimDue, countBacklog, previewDue, type ClaimedRow, type SweepScope } from './due.js';
 import { acquireLease } from './lease.js';
 import { sweepBacklog, sweepBatchSeconds } from './metrics.js';
 import { deleteObjectsOf, finishDeletions, type PurgeDeps } from './purge-media.js';
@@ -173,6 +174,5 @@ function record(result: SweepResult, row: ClaimedRow, reason: DeleteReason): voi
 
 /** Expired, never-used upload slots: their rows go (they never had bytes). */
 export async function sweepSlots(pool: Pool): Promise<number> {
-  const { rowCount } = await pool.query(`DELETE FROM upload_slots WHERE used_at IS NULL AND expires_at <= now() - interval '1 hour'`);
-  return rowCount ?? 0;
+  return deleteExpiredUnusedSlots(pool);
 }

@@ -21,8 +21,8 @@
  *   of the nonce, the opener only starts a segment once it knows whether another byte follows it.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
-import type { BlobStore, ByteRange } from './blob-store.js';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { ByteRange } from './blob-store.js';
 
 export const SEGMENT_SIZE = 64 * 1024;
 
@@ -68,7 +68,7 @@ const MAX_KEY_ID_BYTES = 64;
 const WRAPPED_KEY_SIZE = NONCE_SIZE + KEY_SIZE + TAG_SIZE;
 /** Header size without the key id. */
 const FIXED_HEADER_SIZE = MAGIC.length + 1 + 1 + NONCE_PREFIX_SIZE + WRAPPED_KEY_SIZE;
-/** The largest header there can be: openRange reads this many bytes to be sure it has the header. */
+/** The largest header there can be: a ranged read fetches this many bytes to be sure it has the header. */
 export const MAX_HEADER_SIZE = FIXED_HEADER_SIZE + MAX_KEY_ID_BYTES;
 const SEALED_SEGMENT_SIZE = SEGMENT_SIZE + TAG_SIZE;
 /** The counter is 32 bits: 2^32 segments of 64 KiB (256 TiB) is the most one object can hold. */
@@ -163,11 +163,15 @@ function encodeContext(ctx: SealContext): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Header
 
-interface ParsedHeader {
-  headerSize: number;
-  keyId: string;
-  dataKey: Buffer;
-  noncePrefix: Buffer;
+/**
+ * A parsed header with its data key unwrapped. Whoever holds one either hands it to
+ * createRangeOpenStream, which zeroes the key when the stream ends, or zeroes `dataKey` itself.
+ */
+export interface SealedHeader {
+  readonly headerSize: number;
+  readonly keyId: string;
+  readonly dataKey: Buffer;
+  readonly noncePrefix: Buffer;
 }
 
 function buildHeader(keyId: string, master: Buffer, dataKey: Buffer, noncePrefix: Buffer, ctx: Buffer): Buffer {
@@ -190,7 +194,7 @@ function buildHeader(keyId: string, master: Buffer, dataKey: Buffer, noncePrefix
 }
 
 /** Parses and unwraps; null while `buf` may still be the start of a longer header. */
-function parseHeader(buf: Buffer, keyring: Keyring, ctx: Buffer): ParsedHeader | null {
+function parseHeader(buf: Buffer, keyring: Keyring, ctx: Buffer): SealedHeader | null {
   const magicSeen = Math.min(buf.length, MAGIC.length);
   if (!buf.subarray(0, magicSeen).equals(MAGIC.subarray(0, magicSeen))) throw new SealedFormatError('not a sealed object (bad magic)', 'bad-magic');
   if (buf.length < MAGIC.length + 2) return null;
@@ -431,9 +435,13 @@ export function createSealStream(
 // ---------------------------------------------------------------------------------------------
 // Opening
 
-interface OpenWindow {
-  /** Already parsed (openRange reads the header on its own). */
-  header: ParsedHeader;
+interface OpenWindow extends SegmentSpan {
+  /** Already parsed (a ranged read fetches the header on its own). */
+  header: SealedHeader;
+}
+
+/** Where a plaintext range lies in the segments. */
+export interface SegmentSpan {
   /** Index of the first segment the input starts with. */
   firstSegment: number;
   /** Index of the last segment needed; input after it is ignored. */
@@ -455,12 +463,13 @@ class OpenTransform extends Transform {
   private done = false;
   private readonly ranged: boolean;
 
-  constructor(
-    private readonly keyring: Keyring,
-    private readonly ctx: Buffer,
-    window?: OpenWindow,
-  ) {
+  /** What unwraps the header when the input starts with one; null when the header came parsed. */
+  private readonly unwrap: { keyring: Keyring; ctx: Buffer } | null;
+
+  constructor(from: { keyring: Keyring; ctx: Buffer } | OpenWindow) {
     super({ readableHighWaterMark: SEGMENT_SIZE, writableHighWaterMark: SEALED_SEGMENT_SIZE });
+    const window = 'header' in from ? from : undefined;
+    this.unwrap = 'header' in from ? null : from;
     this.ranged = window !== undefined;
     if (window !== undefined) {
       this.useHeader(window.header);
@@ -510,13 +519,13 @@ class OpenTransform extends Transform {
     cb(err);
   }
 
-  private useHeader(h: ParsedHeader): void {
+  private useHeader(h: SealedHeader): void {
     this.dataKey = h.dataKey;
     h.noncePrefix.copy(this.iv, 0);
   }
 
   private readHeader(): boolean {
-    const h = parseHeader(this.queue.peek(MAX_HEADER_SIZE), this.keyring, this.ctx);
+    const h = parseHeader(this.queue.peek(MAX_HEADER_SIZE), this.unwrap!.keyring, this.unwrap!.ctx);
     if (h === null) return false;
     this.queue.consume(h.headerSize, () => {});
     this.useHeader(h);
@@ -563,86 +572,49 @@ class OpenTransform extends Transform {
 
 /** Sealed bytes in, plaintext out. Never emits a byte of a segment before its tag is verified; errors with SealedFormatError. */
 export function createOpenStream(keyring: Keyring, ctx: SealContext): Transform {
-  return new OpenTransform(keyring, encodeContext(ctx));
-}
-
-/** Opens a whole object from the store. Header faults (wrong key, wrong context, bad magic) reject here, before any byte. */
-export async function openObject(store: BlobStore, key: string, keyring: Keyring, ctx: SealContext): Promise<Readable> {
-  const opener = new OpenTransform(keyring, encodeContext(ctx));
-  const body = await store.get(key);
-  const headerRead = new Promise<void>((resolve, reject) => {
-    const done = (err?: Error): void => {
-      opener.off('header', onHeader).off('error', done).off('close', onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onHeader = (): void => done();
-    const onClose = (): void => done(opener.errored ?? new SealedFormatError('object closed before its header', 'truncated'));
-    opener.once('header', onHeader).once('error', done).once('close', onClose);
-  });
-  // Errors reach the caller through `opener`, which pipeline destroys with them.
-  pipeline(body, opener, () => {});
-  await headerRead;
-  return opener;
+  return new OpenTransform({ keyring, ctx: encodeContext(ctx) });
 }
 
 /**
- * Opens [range.start, range.end] (inclusive, plaintext offsets) reading only the header and the
- * needed segments. The range must lie within the object: callers clamp it with the size they know.
+ * Parses the header at the start of `bytes` (the object's first MAX_HEADER_SIZE bytes, or all of a
+ * shorter object) and unwraps its data key. Errors with SealedFormatError.
  */
-export async function openRange(
-  store: BlobStore,
-  key: string,
-  keyring: Keyring,
-  ctx: SealContext,
-  range: ByteRange,
-): Promise<Readable> {
+export function openSealedHeader(bytes: Buffer, keyring: Keyring, ctx: SealContext): SealedHeader {
+  const h = parseHeader(bytes, keyring, encodeContext(ctx));
+  if (h === null) throw new SealedFormatError(bytes.length === 0 ? 'empty object' : 'object ends inside its header', 'truncated');
+  return h;
+}
+
+/** The segments that hold plaintext [range.start, range.end] (inclusive). RangeError for a range no object can have. */
+export function segmentSpan(range: ByteRange): SegmentSpan {
   const { start, end } = range;
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
     throw new RangeError(`bad range ${start}-${end}`);
   }
-  const ctxBytes = encodeContext(ctx);
-  const header = await readHeader(store, key, keyring, ctxBytes);
   const first = Math.floor(start / SEGMENT_SIZE);
   const last = Math.floor(end / SEGMENT_SIZE);
   if (last >= MAX_SEGMENTS) throw new RangeError(`range end ${end} is past the largest possible object`);
-  const ctStart = header.headerSize + first * SEALED_SEGMENT_SIZE;
-  // One byte past the last needed segment tells whether it is the final one (the final flag is in its
-  // nonce); if the object ends there, the store returns less and the segment opens as final.
-  const ctEnd = header.headerSize + (last + 1) * SEALED_SEGMENT_SIZE;
-  let body: Readable;
-  try {
-    body = await store.get(key, { start: ctStart, end: ctEnd });
-  } catch (err) {
-    header.dataKey.fill(0);
-    throw err;
-  }
-  const opener = new OpenTransform(keyring, ctxBytes, {
-    header,
-    firstSegment: first,
-    lastSegment: last,
-    skip: start - first * SEGMENT_SIZE,
-    length: end - start + 1,
-  });
-  pipeline(body, opener, () => {});
-  return opener;
+  return { firstSegment: first, lastSegment: last, skip: start - first * SEGMENT_SIZE, length: end - start + 1 };
 }
 
-async function readHeader(store: BlobStore, key: string, keyring: Keyring, ctx: Buffer): Promise<ParsedHeader> {
-  const body = await store.get(key, { start: 0, end: MAX_HEADER_SIZE - 1 });
-  const parts: Buffer[] = [];
-  let got = 0;
-  try {
-    for await (const chunk of body) {
-      const b = chunk as Buffer;
-      parts.push(b);
-      got += b.length;
-      if (got >= MAX_HEADER_SIZE) break;
-    }
-  } finally {
-    body.destroy();
-  }
-  const h = parseHeader(Buffer.concat(parts, got), keyring, ctx);
-  if (h === null) throw new SealedFormatError(got === 0 ? 'empty object' : 'object ends inside its header', 'truncated');
-  return h;
+/**
+ * The sealed bytes (inclusive offsets) a span needs. One byte past the last needed segment tells
+ * whether it is the final one (the final flag is in its nonce); if the object ends there, the store
+ * returns less and the segment opens as final.
+ */
+export function sealedRangeOf(span: SegmentSpan, headerSize: number): ByteRange {
+  return {
+    start: headerSize + span.firstSegment * SEALED_SEGMENT_SIZE,
+    end: headerSize + (span.lastSegment + 1) * SEALED_SEGMENT_SIZE,
+  };
 }
+
+/**
+ * The sealed bytes of `sealedRangeOf(span, header.headerSize)` in, the span's plaintext out; errors
+ * with SealedFormatError, or RangeError when the object ends before the span does. Takes the
+ * header's data key and zeroes it when the stream ends.
+ */
+export function createRangeOpenStream(header: SealedHeader, span: SegmentSpan): Transform {
+  return new OpenTransform({ header, ...span });
+}
+

@@ -1,7 +1,8 @@
 import { request, type Agent } from 'undici';
 import type { Pool } from '../db/pool.js';
+import { getDeliveryToSend, markDelivered, recordFailedAttempt } from '../db/repos/webhook-deliveries.js';
 import type { Logger } from '../log.js';
-import { assertUrlAllowedSyntax } from '../pipeline/fetch-source.js';
+import { assertUrlAllowedSyntax } from '../net/url-check.js';
 import { signWebhook } from './sign.js';
 
 export interface DeliverDeps {
@@ -20,11 +21,7 @@ export type DeliveryOutcome = 'delivered' | 'skipped' | 'gave_up';
  * throws so the queue retries with backoff; on the final attempt the delivery is marked failed.
  */
 export async function deliverWebhook(deps: DeliverDeps, deliveryId: string, ctx: { finalAttempt: boolean }): Promise<DeliveryOutcome> {
-  const { rows } = await deps.pool.query<{ status: string; body: unknown; webhook_url: string | null; webhook_secret: string; media_id: string | null }>(
-    `SELECT d.status, d.body, d.media_id, a.webhook_url, a.webhook_secret FROM webhook_deliveries d JOIN apps a ON a.id = d.app_id WHERE d.id = $1`,
-    [deliveryId],
-  );
-  const d = rows[0];
+  const d = await getDeliveryToSend(deps.pool, deliveryId);
   if (!d || d.status !== 'pending' || !d.webhook_url) return 'skipped';
   const body = JSON.stringify(d.body);
   const t = Math.floor(Date.now() / 1000);
@@ -54,16 +51,10 @@ export async function deliverWebhook(deps: DeliverDeps, deliveryId: string, ctx:
     error = (err as Error).message || String(err);
   }
   if (!error) {
-    await deps.pool.query(
-      `UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_status_code = $2, last_error = NULL, delivered_at = now() WHERE id = $1`,
-      [deliveryId, statusCode],
-    );
+    await markDelivered(deps.pool, deliveryId, statusCode);
     return 'delivered';
   }
-  await deps.pool.query(
-    `UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = $2, last_error = $3, status = CASE WHEN $4 THEN 'failed' ELSE status END WHERE id = $1`,
-    [deliveryId, statusCode, error.slice(0, 500), ctx.finalAttempt],
-  );
+  await recordFailedAttempt(deps.pool, deliveryId, statusCode, error, ctx.finalAttempt);
   deps.log.warn({ deliveryId, mediaId: d.media_id, statusCode, error, finalAttempt: ctx.finalAttempt }, 'webhook delivery failed');
   if (ctx.finalAttempt) return 'gave_up';
   throw new Error(`webhook delivery failed: ${error}`);

@@ -1,11 +1,11 @@
 import { newEventId } from '../domain/ids.js';
+import type { DeleteReason, MediaEvent } from '../domain/kinds.js';
+import { getWebhookUrl } from '../db/repos/apps.js';
 import type { MediaRow } from '../db/repos/media.js';
+import { insertDelivery } from '../db/repos/webhook-deliveries.js';
 import type { Pool, Queryable } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { Queues } from '../queue/queues.js';
-
-export type MediaEvent = 'media.ready' | 'media.failed' | 'media.deleted';
-export type DeleteReason = 'deleted' | 'expired' | 'device_destroyed' | 'retention';
 
 /** The webhook body of API.md. */
 export function eventBody(id: string, event: MediaEvent, row: MediaRow, reason?: DeleteReason, at = new Date()) {
@@ -33,12 +33,9 @@ export function eventBody(id: string, event: MediaEvent, row: MediaRow, reason?:
  * delivery id, or null when the app has no webhook.
  */
 export async function recordMediaEvent(db: Queryable, row: MediaRow, event: MediaEvent, reason?: DeleteReason): Promise<string | null> {
-  const { rows } = await db.query<{ webhook_url: string | null }>('SELECT webhook_url FROM apps WHERE id = $1', [row.app_id]);
-  if (!rows[0]?.webhook_url) return null;
+  if (!(await getWebhookUrl(db, row.app_id))) return null;
   const id = newEventId();
-  await db.query('INSERT INTO webhook_deliveries (id, app_id, event, media_id, body) VALUES ($1, $2, $3, $4, $5)', [
-    id, row.app_id, event, row.id, JSON.stringify(eventBody(id, event, row, reason)),
-  ]);
+  await insertDelivery(db, { id, appId: row.app_id, event, mediaId: row.id, body: eventBody(id, event, row, reason) });
   return id;
 }
 
@@ -62,14 +59,5 @@ export async function emitMediaEvent(
   event: MediaEvent,
   reason?: DeleteReason,
 ): Promise<void> {
-  const { rows } = await deps.pool.query<{ webhook_url: string | null }>('SELECT webhook_url FROM apps WHERE id = $1', [row.app_id]);
-  if (!rows[0]?.webhook_url) return;
-  const id = newEventId();
-  const body = eventBody(id, event, row, reason);
-  await deps.pool.query('INSERT INTO webhook_deliveries (id, app_id, event, media_id, body) VALUES ($1, $2, $3, $4, $5)', [id, row.app_id, event, row.id, JSON.stringify(body)]);
-  try {
-    await deps.queues.add('webhook', { v: 1, deliveryId: id }, id);
-  } catch (err) {
-    deps.log.warn({ err: String(err), deliveryId: id }, 'webhook enqueue failed; the reconciler will retry');
-  }
+  await dispatchDelivery(deps, await recordMediaEvent(deps.pool, row, event, reason));
 }

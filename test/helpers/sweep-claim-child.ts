@@ -5,7 +5,7 @@
  * with DATABASE_URL, DATA_DIR, SWEEP_BATCH_SIZE and CRASH_AFTER=claim|bytes.
  */
 import { createPool } from '../../src/db/pool.js';
-import { claimDue } from '../../src/retention/due.js';
+import { claimDue } from '../../src/db/repos/media.js';
 import { acquireLease } from '../../src/retention/lease.js';
 import { deleteObjectsOf } from '../../src/retention/purge-media.js';
 import { fsStoreRoot } from '../../src/storage/create-store.js';

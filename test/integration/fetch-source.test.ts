@@ -18,7 +18,10 @@ import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
-import { createSafeAgent, openUrl, UrlFetchFailedError, UrlRefusedError, type FetchPolicy } from '../../src/pipeline/fetch-source.js';
+import { UrlFetchFailedError } from '../../src/net/fetch-failure.js';
+import { openUrl, type FetchPolicy } from '../../src/net/fetch-source.js';
+import { UrlRefusedError } from '../../src/net/refusal.js';
+import { createSafeAgent } from '../../src/net/safe-agent.js';
 
 const MB = 1_000_000;
 

@@ -15,13 +15,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
+import { decideKind } from '../../src/domain/policies.js';
 import { buildVideoArgs } from '../../src/pipeline/ffmpeg/args.js';
 import { VIDEO_LIMITS } from '../../src/pipeline/ffmpeg/av-limits.js';
 import { decideVideo } from '../../src/pipeline/ffmpeg/decide-video.js';
 import { probeMedia } from '../../src/pipeline/ffmpeg/probe-media.js';
 import { runFfmpeg } from '../../src/pipeline/ffmpeg/run.js';
 import { normalize } from '../../src/pipeline/normalize.js';
-import { decideKind } from '../../src/pipeline/process-media.js';
 import { sniffFile } from '../../src/pipeline/sniff.js';
 import { fixture } from '../fixtures/generate.js';
 import { aviWithGab2, hlsPlaylist } from '../fixtures/ssrf-media.js';
@@ -62,7 +62,7 @@ describe('(9) playlists never reach ffmpeg', () => {
     // The sniffer sees text, which the video kind does not accept: 415 before any tool runs.
     const sniffed = await sniffFile(playlist);
     expect(sniffed.mime).toBe('text/plain');
-    expect(() => decideKind('video', sniffed.mime, 'video/mp4', 1000)).toThrow(expect.objectContaining({ code: 'UNSUPPORTED_MEDIA_TYPE' }));
+    expect(() => decideKind({ kind: 'video', mime: sniffed.mime, declared: 'video/mp4', seen: 'whole' })).toThrow(expect.objectContaining({ code: 'UNSUPPORTED_MEDIA_TYPE' }));
 
     const tracer = await traceMediaTools();
     try {

@@ -135,7 +135,7 @@ describe('(2) alpha and size', () => {
 });
 
 describe('byte limit', () => {
-  it('steps JPEG quality down until the output fits, else refuses', async () => {
+  it('steps JPEG quality down until the output fits, else refuses as too large', async () => {
     const src = await fixture('png12mp');
     const full = await normalize(await input(src, 'image/png', 'image'));
     const q82 = (await readFile(full.outputPath)).length;
@@ -144,9 +144,9 @@ describe('byte limit', () => {
     const bytes = (await readFile(out.outputPath)).length;
     expect(bytes).toBeLessThanOrEqual(maxBytes);
     expect(bytes).toBeGreaterThan(maxBytes * 0.5);
-    const err = await rejection(normalizeImage(await input(src, 'image/png', 'image'), { ...IMAGE_LIMITS, maxBytes: 50_000 }));
-    expect(err.code).toBe('MEDIA_REJECTED');
-    expect(err.message).toMatch(/^the image is \d+\.\d MB as JPEG, over the 0.05 MB limit$/);
+    const err = await rejection(normalizeImage(await input(src, 'image/png', 'image'), { ...IMAGE_LIMITS, maxBytes: 20_000 }));
+    expect(err.code).toBe('FILE_TOO_LARGE');
+    expect(err.message).toMatch(/^the image is \d+ KB even as JPEG quality 50 at 1280 px on its longest side \(the smallest it is made\), over the 20 KB limit$/);
   });
 });
 

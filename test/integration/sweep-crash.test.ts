@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { SWEEP_LOCK_NAMESPACE } from '../../src/retention/lease.js';
+import { SWEEP_LOCK_NAMESPACE } from '../../src/db/repos/sweep-leases.js';
 import { sweep } from '../../src/retention/sweep.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { isolatedEnv } from '../helpers/env.js';

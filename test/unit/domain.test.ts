@@ -2,10 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { signFileToken, verifyFileToken, deriveSecret } from '../../src/domain/file-token.js';
 import { isInboxKeyOf, MEDIA_PATH_PATTERN, newApiKey, newMediaId, newMediaPath } from '../../src/domain/ids.js';
-import { canonicalMime, declaredAgrees, inferKind, inputLimitBytes, kindAccepts } from '../../src/domain/policies.js';
+import { PermanentError } from '../../src/domain/errors.js';
+import { canonicalMime, decideKind, declaredAgrees, fileTooLarge, inferKind, inputLimitBytes, kindAccepts, type KindQuestion } from '../../src/domain/policies.js';
 import { contentDisposition, parseRange } from '../../src/api/serve-content.js';
-import { checkType } from '../../src/pipeline/stage-upload.js';
-import { decideKind } from '../../src/pipeline/process-media.js';
 import { loadConfig } from '../../src/config/index.js';
 
 describe('policies', () => {
@@ -40,15 +39,50 @@ describe('policies', () => {
     expect(inputLimitBytes('sticker')).toBe(500_000);
     expect(inputLimitBytes('document', 50_000_000)).toBe(50_000_000);
     expect(inputLimitBytes('document', 500_000_000)).toBe(100_000_000);
+    expect(inputLimitBytes('video', undefined, 10_000_000)).toBe(10_000_000);
+    expect(inputLimitBytes('document', 50_000_000, 200_000_000)).toBe(50_000_000);
   });
 
-  it('checks type at the door and on the whole file', () => {
-    expect(() => checkType({ mime: 'application/pdf', ext: 'pdf', raw: 'application/pdf' }, 'image', 'application/pdf')).toThrow(/not accepted for kind image/);
-    expect(() => checkType({ mime: null, ext: null, raw: null }, undefined, null)).toThrow(/recognised/);
-    expect(checkType({ mime: 'application/zip', ext: 'zip', raw: 'application/zip' }, undefined, null)).toBe('document');
-    expect(() => decideKind('image', 'image/png', 'image/jpeg', 10)).toThrow(/contradicts/);
-    expect(() => decideKind('image', 'image/png', null, 5_000_001)).toThrow(/larger than the limit/);
-    expect(decideKind(null, 'audio/mpeg', null, 10)).toBe('audio');
+  // One rule for the upload's first bytes, the slot's declared type and the worker's whole file.
+  it.each<[string, KindQuestion, string]>([
+    ['first bytes: a PDF sent as an image', { kind: 'image', mime: 'application/pdf', declared: 'application/pdf', seen: 'head' }, 'application/pdf is not accepted for kind image'],
+    ['first bytes: nothing recognisable', { mime: null, seen: 'head' }, 'the file is not in a recognised format'],
+    ['first bytes: a zip may still be OOXML', { mime: 'application/zip', seen: 'head' }, 'document'],
+    ['first bytes: a zip named a document', { kind: 'document', mime: 'application/zip', declared: 'application/pdf', seen: 'head' }, 'document'],
+    ['first bytes: a zip sent as an image', { kind: 'image', mime: 'application/zip', seen: 'head' }, 'application/zip is not accepted for kind image'],
+    ['first bytes: a JPEG is no sticker', { kind: 'sticker', mime: 'image/jpeg', seen: 'head' }, 'image/jpeg is not accepted for kind sticker'],
+    ['first bytes: generic declared type', { mime: 'image/png', declared: 'application/octet-stream', seen: 'head' }, 'image'],
+    ['whole file: a zip that was no OOXML', { mime: 'application/zip', seen: 'whole' }, 'application/zip is not an accepted media type'],
+    ['whole file: a PNG declared a JPEG', { kind: 'image', mime: 'image/png', declared: 'image/jpeg', seen: 'whole' }, 'declared type image/jpeg contradicts the content (image/png)'],
+    ['whole file: kind inferred', { kind: null, mime: 'audio/mpeg', declared: null, seen: 'whole' }, 'audio'],
+    ['whole file: converted formats count', { kind: 'image', mime: 'image/heic', seen: 'whole' }, 'image'],
+    ['whole file: a WAV voice note', { kind: 'voice_note', mime: 'audio/wav', declared: 'audio/x-wav', seen: 'whole' }, 'voice_note'],
+    ['whole file: declared with parameters', { mime: 'audio/ogg', declared: 'audio/ogg; codecs=opus', seen: 'whole' }, 'audio'],
+    ['whole file: an executable', { mime: 'application/x-msdownload', seen: 'whole' }, 'application/x-msdownload is not an accepted media type'],
+    ['slot: a declared PDF', { mime: 'application/pdf', seen: 'declared' }, 'document'],
+    ['slot: an alias of a kind\'s type', { kind: 'image', mime: 'image/jpg', seen: 'declared' }, 'image'],
+    ['slot: a declared zip is no document yet', { mime: 'application/zip', seen: 'declared' }, 'application/zip is not an accepted media type'],
+    ['slot: a declared PNG for a PDF kind', { kind: 'document', mime: 'image/png', seen: 'declared' }, 'image/png is not accepted for kind document'],
+  ])('decides the kind: %s', (_name, question, expected) => {
+    if (!expected.includes(' ')) {
+      expect(decideKind(question)).toBe(expected);
+      return;
+    }
+    let thrown: unknown;
+    try {
+      decideKind(question);
+    } catch (err) {
+      thrown = err;
+    }
+    // Final wherever it is raised: 415 at the API, no retry in the worker.
+    expect(thrown).toBeInstanceOf(PermanentError);
+    expect(thrown).toMatchObject({ code: 'UNSUPPORTED_MEDIA_TYPE', status: 415, message: expected });
+  });
+
+  it('says a file is too large the same way at every step, naming the kind where it is known', () => {
+    expect(fileTooLarge(5_000_000)).toMatchObject({ code: 'FILE_TOO_LARGE', status: 413, message: 'the file is larger than the limit of 5000000 bytes', details: { maxBytes: 5_000_000 } });
+    expect(fileTooLarge(5_000_000, 'image').message).toBe('the file is larger than the limit of 5000000 bytes for image');
+    expect(fileTooLarge(1)).toBeInstanceOf(PermanentError);
   });
 });
 

@@ -62,7 +62,7 @@ describe('buildVideoArgs', () => {
       buildVideoArgs(
         webm,
         {
-          action: 'transcode', durationMs: 30008, videoIndex: 0, audioIndex: 1, width: 1280, height: 720,
+          action: 'transcode', durationMs: 30008, videoIndex: 0, audioIndex: 1, width: 1280, height: 720, fps: 15,
           video: { mode: 'encode', width: 1280, height: 720, crf: 23, preset: 'veryfast', maxrateKbps: 1857, bufsizeKbps: 3714, maxFps: 60 },
           audio: { mode: 'encode', kbps: 128, channels: 2 },
           audioKbps: 128,
@@ -80,10 +80,33 @@ describe('buildVideoArgs', () => {
     ]);
   });
 
+  it("fit of a phone's 1080p clip: scaled to 720p, crf capped at the budget's maxrate, AAC copied, two threads", () => {
+    expect(
+      buildVideoArgs(
+        { path: '/s/phone.mp4', demuxer: 'mov', threads: 2 },
+        {
+          action: 'transcode', durationMs: 40_000, videoIndex: 0, audioIndex: 1, width: 1280, height: 720, fps: 30,
+          video: { mode: 'encode', width: 1280, height: 720, crf: 23, preset: 'veryfast', maxrateKbps: 2834, bufsizeKbps: 5668, maxFps: 60 },
+          audio: { mode: 'copy' },
+          audioKbps: 128,
+        },
+        10_800_000,
+        '/s/video.mp4',
+      ),
+    ).toEqual([
+      ...HEAD, '-enable_drefs', '0', '-format_whitelist', 'mov', '-f', 'mov', '-i', 'file:/s/phone.mp4',
+      '-map', '0:0', '-map', '0:1', ...STRIP, '-t', '41.000',
+      '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-profile:v', 'high', '-pix_fmt', 'yuv420p',
+      '-vf', 'scale=1280:720:flags=bicubic,setsar=1', '-fpsmax', '60', '-maxrate', '2834k', '-bufsize', '5668k',
+      '-c:a', 'copy',
+      '-threads', '2', '-movflags', '+faststart', '-fflags', '+bitexact', '-f', 'mp4', 'file:/s/video.mp4',
+    ]);
+  });
+
   it('video copied, audio encoded; no audio stream maps nothing for it', () => {
     const copy = buildVideoArgs(
       mp4,
-      { action: 'transcode', durationMs: 3000, videoIndex: 0, audioIndex: 1, width: 320, height: 240, video: { mode: 'copy' }, audio: { mode: 'encode', kbps: 128, channels: 1 }, audioKbps: 128 },
+      { action: 'transcode', durationMs: 3000, videoIndex: 0, audioIndex: 1, width: 320, height: 240, fps: 25, video: { mode: 'copy' }, audio: { mode: 'encode', kbps: 128, channels: 1 }, audioKbps: 128 },
       10_800_000,
       '/s/o.mp4',
     );

@@ -5,7 +5,8 @@ import { IMAGE_LIMITS, STICKER_LIMITS } from '../../src/pipeline/image/limits.js
 import { planImage, stillFormatForOpacity, type ImageFacts } from '../../src/pipeline/image/plan-image.js';
 import { planSticker } from '../../src/pipeline/image/plan-sticker.js';
 import { sharpFailureError, sharpFailureKind } from '../../src/pipeline/image/sharp-failure.js';
-import { encoderLadder, sharpInputOptions, stickerEncoder } from '../../src/pipeline/image/sharp-options.js';
+import { fitLadder, sharpInputOptions, stickerEncoder, type FitStep } from '../../src/pipeline/image/sharp-options.js';
+import { formatBytes, planImageFit, type FitAttempt } from '../../src/pipeline/image/plan-image-fit.js';
 
 const jpeg: ImageFacts = { mime: 'image/jpeg', format: 'jpeg', width: 4000, height: 3000, pages: 1, hasAlpha: false, compression: null };
 
@@ -88,14 +89,24 @@ describe('sharp options', () => {
     expect(sharpInputOptions(40_000_000, false)).toEqual({ limitInputPixels: 40_000_000, failOn: 'error', sequentialRead: true, animated: false });
     expect(sharpInputOptions(100_000_000, true).animated).toBe(true);
   });
-  it('encoder ladders go from best to smallest', () => {
-    expect(encoderLadder('jpeg')).toEqual([
-      { format: 'jpeg', options: { quality: 82, mozjpeg: false, chromaSubsampling: '4:2:0' } },
-      { format: 'jpeg', options: { quality: 72, mozjpeg: false, chromaSubsampling: '4:2:0' } },
-      { format: 'jpeg', options: { quality: 62, mozjpeg: false, chromaSubsampling: '4:2:0' } },
-    ]);
-    expect(encoderLadder('png').map((c) => (c.options as { palette?: boolean }).palette)).toEqual([false, true]);
-    expect(encoderLadder('gif')).toHaveLength(1);
+  it('fit ladders go from best to smallest; a PNG with alpha turns WEBP only where the kind stores WEBP', () => {
+    const stored = IMAGE_LIMITS.storedMimes;
+    const quality = (steps: readonly FitStep[]): Array<number | undefined> => steps.map((s) => (s.choice.options as { quality?: number }).quality);
+    expect(fitLadder('jpeg', false, stored)[0]).toEqual({
+      choice: { format: 'jpeg', options: { quality: 82, mozjpeg: false, chromaSubsampling: '4:2:0' } },
+      family: 'jpeg',
+      relSize: 1,
+      label: 'JPEG quality 82',
+    });
+    expect(quality(fitLadder('jpeg', false, stored))).toEqual([82, 72, 64, 56, 50]);
+    expect(fitLadder('png', false, stored).map((s) => s.label)).toEqual(['PNG', 'WEBP quality 80', 'WEBP quality 72', 'WEBP quality 64', 'WEBP quality 56', 'WEBP quality 50']);
+    expect(fitLadder('png', false, ['image/jpeg', 'image/png']).map((s) => s.label)).toEqual(['PNG', '256-colour PNG']);
+    expect(quality(fitLadder('webp', true, stored))).toEqual([80, 65, 50]);
+    expect(fitLadder('gif', true, stored).map((s) => s.label)).toEqual(['GIF']);
+    for (const f of ['jpeg', 'png', 'webp', 'gif'] as const) {
+      const relSizes = fitLadder(f, f === 'gif', stored).map((s) => s.relSize);
+      expect([...relSizes].sort((a, b) => b - a)).toEqual(relSizes);
+    }
     expect(stickerEncoder(30, true)).toEqual({ format: 'webp', options: { quality: 30, alphaQuality: 50, effort: 2 } });
   });
   it('sharp failures: system trouble is transient, decoding trouble final', () => {
@@ -134,5 +145,71 @@ describe('readBmpHeader', () => {
     expect(readBmpHeader(core)).toEqual({ width: 64, height: 32, bitsPerPixel: 8 });
     expect(readBmpHeader(Buffer.from('PK\u0003\u0004 not a bitmap at all, no'))).toBeNull();
     expect(readBmpHeader(bmp(1, 1, 20))).toBeNull();
+  });
+});
+
+describe('planImageFit: the next encode from the bytes the last one measured (5 MB limit, aim 4.65 MB)', () => {
+  const stored = IMAGE_LIMITS.storedMimes;
+  const jpegLadder = fitLadder('jpeg', false, stored);
+  const still = { limitBytes: 5_000_000, fullLongSide: 4096, animated: false };
+  const fit = (attempts: FitAttempt[], ladder = jpegLadder, bounds = still): unknown => planImageFit(ladder, attempts, bounds, IMAGE_LIMITS.fit);
+  const a = (step: number, longSide: number, bytes: number): FitAttempt => ({ step, longSide, bytes });
+
+  it.each([
+    ['nothing encoded yet: the normal encode at full size', [], { action: 'encode', step: 0, longSide: 4096 }],
+    ['fits: stored', [a(0, 4096, 4_900_000)], { action: 'store' }],
+    ['10% over: one quality step (q72 ≈ 0.8×)', [a(0, 4096, 5_500_000)], { action: 'encode', step: 1, longSide: 4096 }],
+    ['30% over: straight to q64, not through q72', [a(0, 4096, 6_500_000)], { action: 'encode', step: 2, longSide: 4096 }],
+    ['48% over: q56', [a(0, 4096, 7_400_000)], { action: 'encode', step: 3, longSide: 4096 }],
+    ['2.4× over: q50 and smaller, in one step', [a(0, 4096, 12_000_000)], { action: 'encode', step: 4, longSide: 3183 }],
+    ['the shrink missed: shrink again from what it measured', [a(0, 4096, 12_000_000), a(4, 3179, 5_200_000)], { action: 'encode', step: 4, longSide: 2964 }],
+    ['missed by a hair: still at least a 5% step', [a(0, 4096, 12_000_000), a(4, 3179, 5_010_000)], { action: 'encode', step: 4, longSide: 3020 }],
+    ['far over: the floor (1280 px) at once', [a(0, 4096, 200_000_000)], { action: 'encode', step: 4, longSide: 1280 }],
+    ['the last encode allowed is the floor', [a(0, 4096, 12e6), a(4, 3179, 5.2e6), a(4, 3000, 5.1e6), a(4, 2850, 5.05e6), a(4, 2700, 5.02e6)], { action: 'encode', step: 4, longSide: 1280 }],
+  ] as const)('%s', (_name, attempts, expected) => {
+    expect(fit([...attempts])).toEqual(expected);
+  });
+
+  it('the floor does not fit: FILE_TOO_LARGE saying what was tried', () => {
+    expect(fit([a(0, 4096, 200_000_000), a(4, 1280, 9_000_000)])).toEqual({
+      action: 'refuse',
+      reason: 'the image is 9 MB even as JPEG quality 50 at 1280 px on its longest side (the smallest it is made), over the 5 MB limit',
+      details: { limitBytes: 5_000_000, bytes: 9_000_000, longSide: 1280, encoding: 'JPEG quality 50' },
+    });
+  });
+
+  it('an image smaller than the floor is never enlarged: quality steps, then refused at its own size', () => {
+    const small = { limitBytes: 10_000, fullLongSide: 800, animated: false };
+    expect(fit([a(0, 800, 300_000)], jpegLadder, small)).toEqual({ action: 'encode', step: 4, longSide: 800 });
+    expect(fit([a(0, 800, 300_000), a(4, 800, 170_000)], jpegLadder, small)).toMatchObject({
+      action: 'refuse',
+      reason: 'the image is 170 KB even as JPEG quality 50 at 800 px on its longest side (its own size), over the 10 KB limit',
+    });
+  });
+
+  it('a PNG with alpha: lossless first, then WEBP measured at full size, then estimated WEBP steps', () => {
+    const png = fitLadder('png', false, stored);
+    expect(fit([a(0, 4096, 40_000_000)], png)).toEqual({ action: 'encode', step: 1, longSide: 4096 });
+    expect(fit([a(0, 4096, 40_000_000), a(1, 4096, 6_000_000)], png)).toEqual({ action: 'encode', step: 3, longSide: 4096 });
+    // Where WEBP is not stored: a 256-colour PNG, then smaller 256-colour PNGs.
+    const pngOnly = fitLadder('png', false, ['image/jpeg', 'image/png']);
+    expect(fit([a(0, 4096, 40_000_000)], pngOnly)).toEqual({ action: 'encode', step: 1, longSide: 4096 });
+    expect(fit([a(0, 4096, 40_000_000), a(1, 4096, 8_000_000)], pngOnly)).toEqual({ action: 'encode', step: 1, longSide: 2918 });
+  });
+
+  it('an animation: fewer encodes, a 320 px floor, and a refusal that says what to send', () => {
+    const gif = fitLadder('gif', true, stored);
+    const anim = { limitBytes: 5_000_000, fullLongSide: 480, animated: true };
+    expect(fit([a(0, 480, 8_000_000)], gif, anim)).toEqual({ action: 'encode', step: 0, longSide: 341 });
+    // Two sizes measured: the exponent they show (clamped) sizes the next step; below the floor → the floor.
+    expect(fit([a(0, 480, 8_000_000), a(0, 341, 6_000_000)], gif, anim)).toEqual({ action: 'encode', step: 0, longSide: 320 });
+    expect(fit([a(0, 480, 8_000_000), a(0, 341, 6_000_000), a(0, 320, 5_600_000)], gif, anim)).toMatchObject({
+      action: 'refuse',
+      reason: 'the animation is 5.6 MB even as GIF at 320 px on its longest side (the smallest it is made), over the 5 MB limit; send a shorter or smaller animation',
+    });
+  });
+
+  it('sizes in decimal units, as the contract writes limits', () => {
+    expect([formatBytes(5_000_000), formatBytes(6_240_000), formatBytes(312_400), formatBytes(10_000), formatBytes(12)]).toEqual(['5 MB', '6.2 MB', '312 KB', '10 KB', '1 KB']);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyAddress, describeVerdict, parseIp } from '../../src/pipeline/net/address.js';
+import { classifyAddress, describeVerdict, parseIp } from '../../src/net/address.js';
 
 /** [address, expected: 'allowed' or the blocked range] */
 const V4: Array<[string, string]> = [

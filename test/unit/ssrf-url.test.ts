@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
-import { assertUrlAllowedSyntax, UrlRefusedError } from '../../src/pipeline/fetch-source.js';
-import { filenameFromContentDisposition, filenameFromUrl, sanitizeFilename } from '../../src/pipeline/net/filename.js';
+import { UrlRefusedError } from '../../src/net/refusal.js';
+import { assertUrlAllowedSyntax } from '../../src/net/url-check.js';
+import { filenameFromContentDisposition, filenameFromUrl, sanitizeFilename } from '../../src/net/filename.js';
 
 function refusedReason(url: string, rules: Parameters<typeof assertUrlAllowedSyntax>[1] = {}): string {
   try {

@@ -1,9 +1,9 @@
 /** The pure rules openUrl follows: where a redirect may go, which faults are retried, and how long to wait. */
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
-import { isRetryableFault, parseRetryAfter, retryDelayMs, RETRYABLE_STATUSES } from '../../src/pipeline/net/fetch-retry.js';
-import { redirectTarget } from '../../src/pipeline/net/redirect-target.js';
-import { UrlRefusedError } from '../../src/pipeline/net/refusal.js';
+import { isRetryableFault, parseRetryAfter, retryDelayMs, RETRYABLE_STATUSES } from '../../src/net/fetch-retry.js';
+import { redirectTarget } from '../../src/net/redirect-target.js';
+import { UrlRefusedError } from '../../src/net/refusal.js';
 
 function refusedWith(fn: () => unknown): UrlRefusedError {
   let err: unknown = null;

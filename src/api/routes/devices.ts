@@ -3,20 +3,15 @@ import { z } from 'zod';
 import { AppError } from '../../domain/errors.js';
 import { CLIENT_ID_PATTERN, newDeviceId, newFolderId } from '../../domain/ids.js';
 import { withTransaction } from '../../db/pool.js';
+import * as devicesRepo from '../../db/repos/devices.js';
+import * as foldersRepo from '../../db/repos/folders.js';
+import { markDeviceMediaDeleting } from '../../db/repos/media.js';
 import type { Runtime } from '../../runtime.js';
 import { authOf } from '../plugins/auth.js';
 import { parseOr400 } from '../validation.js';
 import { noContent, ok, routeSchema } from '../plugins/openapi.js';
 
-interface DeviceRow {
-  id: string;
-  name: string | null;
-  status: 'active' | 'destroyed';
-  created_at: Date;
-  destroyed_at: Date | null;
-}
-
-const device = (r: DeviceRow) => ({ id: r.id, name: r.name, status: r.status, createdAt: r.created_at.toISOString(), destroyedAt: r.destroyed_at?.toISOString() ?? null });
+const device = (r: devicesRepo.DeviceRow) => ({ id: r.id, name: r.name, status: r.status, createdAt: r.created_at.toISOString(), destroyedAt: r.destroyed_at?.toISOString() ?? null });
 
 export const deviceBody = z.object({
   id: z.string().regex(CLIENT_ID_PATTERN, 'letters, digits, _ and - (max 64)').optional(),
@@ -44,12 +39,9 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
     const auth = authOf(req);
     const body = parseOr400(deviceBody, req.body ?? {});
     const id = body.id ?? newDeviceId();
-    const { rows } = await rt.pool.query<DeviceRow>(
-      `INSERT INTO devices (app_id, id, name) VALUES ($1, $2, $3) ON CONFLICT (app_id, id) DO NOTHING RETURNING *`,
-      [auth.appId, id, body.name ?? null],
-    );
-    if (!rows[0]) throw new AppError('CONFLICT', `device ${id} already exists (or was destroyed; ids are not reused)`);
-    return reply.code(201).send({ success: true, data: device(rows[0]) });
+    const created = await devicesRepo.insertDevice(rt.pool, auth.appId, id, body.name ?? null);
+    if (!created) throw new AppError('CONFLICT', `device ${id} already exists (or was destroyed; ids are not reused)`);
+    return reply.code(201).send({ success: true, data: device(created) });
   });
 
   app.get('/v1/devices/:id', {
@@ -58,13 +50,9 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
   }, async (req) => {
     const auth = authOf(req);
     const { id } = parseOr400(idParams, req.params);
-    const { rows } = await rt.pool.query<DeviceRow & { media_count: number }>(
-      `SELECT d.*, (SELECT count(*)::int FROM media m WHERE m.app_id = d.app_id AND m.device_id = d.id AND m.status NOT IN ('deleting', 'deleted')) AS media_count
-       FROM devices d WHERE d.app_id = $1 AND d.id = $2 AND d.status = 'active'`,
-      [auth.appId, id],
-    );
-    if (!rows[0]) throw new AppError('NOT_FOUND', `no device ${id}`);
-    return { success: true, data: { ...device(rows[0]), mediaCount: rows[0].media_count } };
+    const found = await devicesRepo.getActiveDeviceWithMediaCount(rt.pool, auth.appId, id);
+    if (!found) throw new AppError('NOT_FOUND', `no device ${id}`);
+    return { success: true, data: { ...device(found), mediaCount: found.media_count } };
   });
 
   /**
@@ -82,17 +70,8 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
     const auth = authOf(req);
     const { id } = parseOr400(idParams, req.params);
     const purged = await withTransaction(rt.pool, async (c) => {
-      const { rowCount } = await c.query(
-        `UPDATE devices SET status = 'destroyed', destroyed_at = now() WHERE app_id = $1 AND id = $2 AND status = 'active'`,
-        [auth.appId, id],
-      );
-      if (!rowCount) return null;
-      const res = await c.query(
-        `UPDATE media SET status = 'deleting', delete_reason = 'device_destroyed', updated_at = now() - interval '1 hour'
-         WHERE app_id = $1 AND device_id = $2 AND status NOT IN ('deleting', 'deleted')`,
-        [auth.appId, id],
-      );
-      return res.rowCount ?? 0;
+      if (!(await devicesRepo.destroyDevice(c, auth.appId, id))) return null;
+      return markDeviceMediaDeleting(c, auth.appId, id);
     });
     if (purged === null) throw new AppError('NOT_FOUND', `no device ${id}`);
     const jobId = `purge-${auth.appId}-${id}-${Date.now()}`;
@@ -109,11 +88,7 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
   }, async (req, reply) => {
     const auth = authOf(req);
     const body = parseOr400(folderBody, req.body ?? {});
-    const { rows } = await rt.pool.query<{ id: string; name: string; created_at: Date }>(
-      'INSERT INTO folders (app_id, id, name) VALUES ($1, $2, $3) RETURNING id, name, created_at',
-      [auth.appId, newFolderId(), body.name],
-    );
-    const f = rows[0]!;
+    const f = await foldersRepo.insertFolder(rt.pool, auth.appId, newFolderId(), body.name);
     return reply.code(201).send({ success: true, data: { id: f.id, name: f.name, createdAt: f.created_at.toISOString() } });
   });
 
@@ -123,17 +98,9 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
   }, async (req) => {
     const auth = authOf(req);
     const q = parseOr400(pageQuery, req.query);
-    const { rows } = await rt.pool.query<{ id: string; name: string; created_at: Date; total: number; media_count: number }>(
-      `SELECT f.id, f.name, f.created_at, count(*) OVER ()::int AS total,
-         (SELECT count(*)::int FROM media m WHERE m.app_id = f.app_id AND m.folder_id = f.id AND m.status NOT IN ('deleting', 'deleted')) AS media_count
-       FROM folders f WHERE f.app_id = $1 ORDER BY f.created_at, f.id LIMIT $2 OFFSET $3`,
-      [auth.appId, q.limit, q.page * q.limit],
-    );
-    let total = rows[0]?.total;
-    if (total === undefined) {
-      const c = await rt.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM folders WHERE app_id = $1', [auth.appId]);
-      total = c.rows[0]!.n;
-    }
+    const rows = await foldersRepo.listFoldersWithMediaCount(rt.pool, auth.appId, q.limit, q.page * q.limit);
+    // A page past the end has no row to carry the total.
+    const total = rows[0]?.total ?? (await foldersRepo.countFolders(rt.pool, auth.appId));
     return {
       success: true,
       data: rows.map((f) => ({ id: f.id, name: f.name, mediaCount: f.media_count, createdAt: f.created_at.toISOString() })),

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { pingDatabase } from '../../db/pool.js';
 import { registry } from '../../metrics.js';
 import type { Runtime } from '../../runtime.js';
 import { ok, routeSchema } from '../plugins/openapi.js';
@@ -27,7 +28,7 @@ export function registerHealthRoutes(app: FastifyInstance, rt: Runtime): void {
     }),
   }, async (_req, reply) => {
     const checks = await Promise.allSettled([
-      within(rt.pool.query('SELECT 1'), 2000),
+      within(pingDatabase(rt.pool), 2000),
       within(rt.redis.ping(), 2000),
       within(rt.store.ping(), 3000),
     ]);

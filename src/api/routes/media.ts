@@ -8,18 +8,20 @@ import * as idem from '../../db/repos/idempotency.js';
 import * as mediaRepo from '../../db/repos/media.js';
 import type { MediaRow } from '../../db/repos/media.js';
 import { AppError } from '../../domain/errors.js';
-import { signFileToken } from '../../domain/file-token.js';
 import { newMediaId } from '../../domain/ids.js';
-import { MEDIA_KINDS, MEDIA_STATUSES, type MediaKind } from '../../domain/kinds.js';
-import { HARD_CAP_BYTES, inputLimitBytes, canonicalMime, type KindLimits } from '../../domain/policies.js';
-import { assertUrlAllowedSyntax } from '../../pipeline/fetch-source.js';
+import { MEDIA_KINDS, MEDIA_STATUSES } from '../../domain/kinds.js';
+import { canonicalMime, decideKind, fileTooLarge } from '../../domain/policies.js';
+import { assertUrlAllowedSyntax } from '../../net/url-check.js';
 import { decodeBase64Strict } from '../../pipeline/decode-base64.js';
-import { checkType, stageUpload, tooLarge, type StagedUpload } from '../../pipeline/stage-upload.js';
+import { commitMedia } from '../../ingest/commit-media.js';
+import { hardCapBytes, limitFor } from '../../ingest/limits.js';
+import { mediaFieldsSchema, type MediaFields } from '../../ingest/media-fields.js';
+import { checkOwnership } from '../../ingest/ownership.js';
+import { stageUpload, type StagedUpload } from '../../pipeline/stage-upload.js';
 import { finishDeletion } from '../../retention/purge-media.js';
 import type { Runtime } from '../../runtime.js';
 import { authOf } from '../plugins/auth.js';
-import { checkOwnership, commitMedia, mediaFieldsSchema, type MediaFields } from '../create-media.js';
-import { toMediaObject } from '../media-object.js';
+import { presentMedia } from '../present-media.js';
 import { serveContent } from '../serve-content.js';
 import { parseOr400, jsonSchema } from '../validation.js';
 import { binary, errorEnvelope, mediaObjectSchema, noContent, ok, routeSchema } from '../plugins/openapi.js';
@@ -51,25 +53,6 @@ export const jsonBodySchema = mediaFieldsSchema.extend({
 
 /** The JSON body may carry base64 of the largest kind (16 MB) plus envelope. */
 export const JSON_BODY_LIMIT = Math.ceil((16_000_000 * 4) / 3) + 64 * 1024;
-
-/** A kind's input limit for an app: its override if it has one, never above the hard cap. */
-export function limitFor(rt: Runtime, limits?: KindLimits) {
-  return (kind: MediaKind) => Math.min(inputLimitBytes(kind, limits?.[kind]), rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
-}
-
-export function publicBaseUrl(rt: Runtime, req: FastifyRequest): string {
-  return rt.config.PUBLIC_BASE_URL?.replace(/\/$/, '') ?? `${req.protocol}://${req.host}`;
-}
-
-/** The media object with its temporary URL (ready media only) for this request's host. */
-export function presentMedia(rt: Runtime, req: FastifyRequest, row: MediaRow, warnings?: string[]) {
-  let url: { url: string; expiresAt: Date } | null = null;
-  if (row.status === 'ready') {
-    const expiresAt = new Date(Math.min(Date.now() + rt.config.FILE_URL_TTL_SECONDS * 1000, row.expires_at.getTime()));
-    url = { url: `${publicBaseUrl(rt, req)}/v1/files/${signFileToken(rt.fileUrlSecret, row.id, expiresAt)}`, expiresAt };
-  }
-  return toMediaObject(row, { url, warnings });
-}
 
 /** Documentation of the file routes' bodies (OpenAPI only; handlers validate with zod). */
 const contentResponses = {
@@ -104,9 +87,9 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
     const q = parseOr400(postQuery, req.query);
     // A body that declares more than any input may be is refused before a byte of it is read.
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (req.isMultipart() && declared > Math.min(rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES) + 1024 * 1024) {
+    if (req.isMultipart() && declared > hardCapBytes(rt) + 1024 * 1024) {
       reply.header('connection', 'close');
-      throw tooLarge(Math.min(rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES));
+      throw fileTooLarge(hardCapBytes(rt));
     }
     const idemKey = headerString(req.headers['idempotency-key']);
     if (idemKey !== undefined && (idemKey.length === 0 || idemKey.length > 255)) {
@@ -121,7 +104,7 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
       const settled = q.wait ? await waitSettled(rt, row!, q.wait) : row!;
       const status = settled.status === 'ready' || settled.status === 'failed' ? 200 : 202;
       const body = { success: true, data: presentMedia(rt, req, settled) };
-      if (idemKey) await rt.pool.query('UPDATE idempotency_keys SET request_hash = $3, status_code = $4, response = $5 WHERE app_id = $1 AND key = $2', [auth.appId, idemKey, requestHash, status, JSON.stringify(body)]);
+      if (idemKey) await idem.completeIdempotencyKey(rt.pool, auth.appId, idemKey, requestHash, status, body);
       return reply.code(status).send(body);
     } catch (err) {
       if (idemKey) await idem.releaseIdempotencyKey(rt.pool, auth.appId, idemKey).catch(() => undefined);
@@ -279,7 +262,7 @@ async function createFromMultipart(rt: Runtime, req: FastifyRequest, appId: stri
         continue;
       }
       const early = mediaFieldsSchema.safeParse(rawFields);
-      if (early.success) await checkOwnership(rt, appId, early.data);
+      if (early.success) await checkOwnership(rt.pool, appId, early.data);
       try {
         staged = await stageUpload(rt, {
           body: file.file,
@@ -294,18 +277,18 @@ async function createFromMultipart(rt: Runtime, req: FastifyRequest, appId: stri
         throw err;
       }
       // busboy truncates at the multipart limit instead of failing: a truncated file is never kept.
-      if (file.file.truncated) throw tooLarge(rt.config.HARD_CAP_BYTES);
+      if (file.file.truncated) throw fileTooLarge(rt.config.HARD_CAP_BYTES);
       fileHash = staged.sha256;
     }
     if (!fileInfo) throw new AppError('VALIDATION_FAILED', 'the multipart body has no part named file', { fields: { file: 'required' } });
     const fields = parseOr400(mediaFieldsSchema, rawFields);
     const requestHash = hashRequest({ fields: sortKeys(fields), file: fileHash, name: fileInfo.filename, type: fileInfo.mimetype });
     if (dryRun || !staged) return { row: null, requestHash };
-    await checkOwnership(rt, appId, fields);
+    await checkOwnership(rt.pool, appId, fields);
     // A kind that arrived after the file: check the type and size rules again now that it is known.
-    const kind = checkType(staged.sniffed, fields.kind ?? staged.kind, fileInfo.mimetype);
+    const kind = decideKind({ kind: fields.kind ?? staged.kind, mime: staged.sniffed.mime, declared: fileInfo.mimetype, seen: 'head' });
     const limit = limitFor(rt, authOf(req).limits)(kind);
-    if (staged.bytes > limit) throw tooLarge(limit);
+    if (staged.bytes > limit) throw fileTooLarge(limit);
     const row = await commitMedia(rt, {
       appId,
       mediaId,
@@ -333,7 +316,7 @@ async function createFromJson(rt: Runtime, req: FastifyRequest, appId: string, d
     throw new AppError('VALIDATION_FAILED', 'send exactly one of url or base64 (or a multipart file)', { fields: { url: 'one of url/base64', base64: 'one of url/base64' } });
   }
   const fields: MediaFields = mediaFieldsSchema.parse({ ...body, url: undefined, base64: undefined });
-  await checkOwnership(rt, appId, fields);
+  await checkOwnership(rt.pool, appId, fields);
   const mediaId = newMediaId();
   if (body.url) {
     // Only the form is judged here (scheme, credentials): addresses are judged where the connection

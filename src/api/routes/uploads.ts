@@ -2,15 +2,19 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import * as slotsRepo from '../../db/repos/upload-slots.js';
 import { AppError } from '../../domain/errors.js';
 import { newMediaId, sha256Hex } from '../../domain/ids.js';
-import { MEDIA_KINDS, type MediaKind } from '../../domain/kinds.js';
-import { canonicalMime, declaredAgrees, HARD_CAP_BYTES, inferKind, kindAccepts, type KindLimits } from '../../domain/policies.js';
+import { MEDIA_KINDS } from '../../domain/kinds.js';
+import { canonicalMime, decideKind, declaredAgrees, HARD_CAP_BYTES } from '../../domain/policies.js';
 import { stageUpload } from '../../pipeline/stage-upload.js';
 import type { Runtime } from '../../runtime.js';
 import { authOf } from '../plugins/auth.js';
-import { checkOwnership, commitMedia, mediaFieldsSchema, type MediaFields } from '../create-media.js';
-import { limitFor, presentMedia, publicBaseUrl } from './media.js';
+import { commitMedia } from '../../ingest/commit-media.js';
+import { limitFor } from '../../ingest/limits.js';
+import { mediaFieldsSchema, type MediaFields } from '../../ingest/media-fields.js';
+import { checkOwnership } from '../../ingest/ownership.js';
+import { presentMedia, publicBaseUrl } from '../present-media.js';
 import { parseOr400 } from '../validation.js';
 import { mediaObjectSchema, ok, routeSchema } from '../plugins/openapi.js';
 
@@ -19,18 +23,6 @@ export const slotBody = mediaFieldsSchema.extend({
   byteSize: z.number().int().positive(),
   kind: z.enum(MEDIA_KINDS).optional(),
 });
-
-interface SlotRow {
-  media_id: string;
-  app_id: string;
-  mime_type: string;
-  byte_size: number;
-  kind: MediaKind;
-  fields: MediaFields;
-  expires_at: Date;
-  used_at: Date | null;
-  limits: KindLimits;
-}
 
 /** Upload slots: a single-use, unguessable URL (stored hashed) a browser PUTs exact bytes to. */
 export function registerUploadRoutes(app: FastifyInstance, rt: Runtime): void {
@@ -50,22 +42,19 @@ export function registerUploadRoutes(app: FastifyInstance, rt: Runtime): void {
     const auth = authOf(req);
     const body = parseOr400(slotBody, req.body ?? {});
     const mime = canonicalMime(body.mimeType);
-    const kind = body.kind ?? inferKind(mime);
-    if (!kind || !kindAccepts(kind, mime)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', `${body.mimeType} is not accepted${kind ? ` for kind ${kind}` : ''}`);
+    const kind = decideKind({ kind: body.kind, mime: body.mimeType, seen: 'declared' });
     const max = limitFor(rt, auth.limits)(kind);
     if (body.byteSize > max) throw new AppError('FILE_TOO_LARGE', `byteSize ${body.byteSize} is over the limit of ${max} bytes for ${kind}`, { maxBytes: max });
     const fields: MediaFields = mediaFieldsSchema.parse({ ...body, mimeType: undefined, byteSize: undefined });
-    await checkOwnership(rt, auth.appId, fields);
+    await checkOwnership(rt.pool, auth.appId, fields);
     const token = randomBytes(32).toString('base64url');
     const mediaId = newMediaId();
-    const { rows } = await rt.pool.query<{ expires_at: Date }>(
-      `INSERT INTO upload_slots (media_id, app_id, token_hash, mime_type, byte_size, kind, fields, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8)) RETURNING expires_at`,
-      [mediaId, auth.appId, sha256Hex(token), mime, body.byteSize, kind, JSON.stringify(fields), rt.config.UPLOAD_SLOT_TTL_SECONDS],
-    );
+    const expiresAt = await slotsRepo.insertSlot(rt.pool, {
+      mediaId, appId: auth.appId, tokenHash: sha256Hex(token), mimeType: mime, byteSize: body.byteSize, kind, fields, ttlSeconds: rt.config.UPLOAD_SLOT_TTL_SECONDS,
+    });
     return reply.code(201).send({
       success: true,
-      data: { mediaId, uploadUrl: `${publicBaseUrl(rt, req)}/v1/uploads/${token}`, expiresAt: rows[0]!.expires_at.toISOString(), maxByteSize: body.byteSize, method: 'PUT' },
+      data: { mediaId, uploadUrl: `${publicBaseUrl(rt, req)}/v1/uploads/${token}`, expiresAt: expiresAt.toISOString(), maxByteSize: body.byteSize, method: 'PUT' },
     });
   });
 
@@ -88,18 +77,10 @@ export function registerUploadRoutes(app: FastifyInstance, rt: Runtime): void {
       const body = req.body as Readable | undefined;
       const hash = /^[A-Za-z0-9_-]{43}$/.test(token) ? sha256Hex(token) : null;
       // Exactly one PUT wins: the claim is one conditional update.
-      const claimed = hash
-        ? await rt.pool.query<SlotRow>(
-            `UPDATE upload_slots s SET used_at = now() FROM apps a
-             WHERE s.token_hash = $1 AND s.used_at IS NULL AND s.expires_at > now() AND a.id = s.app_id RETURNING s.*, a.limits`,
-            [hash],
-          )
-        : { rows: [] as SlotRow[] };
-      const slot = claimed.rows[0];
+      const slot = hash ? await slotsRepo.claimSlot<MediaFields>(rt.pool, hash) : null;
       if (!slot) {
         body?.resume();
-        const { rows } = hash ? await rt.pool.query<SlotRow>('SELECT * FROM upload_slots WHERE token_hash = $1', [hash]) : { rows: [] as SlotRow[] };
-        const s = rows[0];
+        const s = hash ? await slotsRepo.findSlotByHash(rt.pool, hash) : null;
         if (!s) throw new AppError('NOT_FOUND', 'no such upload slot');
         if (s.used_at) throw new AppError('CONFLICT', 'this upload slot was already used');
         throw new AppError('EXPIRED', 'this upload slot has expired');
@@ -146,7 +127,7 @@ export function registerUploadRoutes(app: FastifyInstance, rt: Runtime): void {
       } catch (err) {
         body?.resume();
         // A refused PUT does not burn the slot: the client may retry with the right bytes.
-        await rt.pool.query('UPDATE upload_slots SET used_at = NULL WHERE media_id = $1', [slot.media_id]).catch(() => undefined);
+        await slotsRepo.releaseSlot(rt.pool, slot.media_id).catch(() => undefined);
         throw err;
       }
     });

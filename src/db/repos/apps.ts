@@ -32,6 +32,18 @@ export async function getApp(db: Queryable, id: string): Promise<AppRow | null> 
   return rows[0] ?? null;
 }
 
+/** The app's webhook URL; null when it has none (or there is no such app). */
+export async function getWebhookUrl(db: Queryable, appId: string): Promise<string | null> {
+  const { rows } = await db.query<{ webhook_url: string | null }>('SELECT webhook_url FROM apps WHERE id = $1', [appId]);
+  return rows[0]?.webhook_url ?? null;
+}
+
+/** Which of these apps have a webhook URL. */
+export async function appsWithWebhook(db: Queryable, appIds: readonly string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM apps WHERE id = ANY($1::text[]) AND webhook_url IS NOT NULL', [appIds]);
+  return new Set(rows.map((r) => r.id));
+}
+
 export async function insertApiKey(db: Queryable, k: { appId: string; prefix: string; hash: string; scopes: readonly Scope[] }): Promise<void> {
   await db.query('INSERT INTO api_keys (app_id, prefix, key_hash, scopes) VALUES ($1, $2, $3, $4)', [k.appId, k.prefix, k.hash, k.scopes]);
 }

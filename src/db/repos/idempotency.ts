@@ -18,8 +18,14 @@ export async function claimIdempotencyKey(db: Queryable, appId: string, key: str
   return existing.rows[0] ?? null;
 }
 
-export async function completeIdempotencyKey(db: Queryable, appId: string, key: string, statusCode: number, response: unknown): Promise<void> {
-  await db.query('UPDATE idempotency_keys SET status_code = $3, response = $4 WHERE app_id = $1 AND key = $2', [appId, key, statusCode, JSON.stringify(response)]);
+/**
+ * Stores the answer a retry with this key replays. The key was claimed before the request was read,
+ * so the request's hash (which tells a retry from a different request reusing the key) is written now.
+ */
+export async function completeIdempotencyKey(db: Queryable, appId: string, key: string, requestHash: string, statusCode: number, response: unknown): Promise<void> {
+  await db.query('UPDATE idempotency_keys SET request_hash = $3, status_code = $4, response = $5 WHERE app_id = $1 AND key = $2', [
+    appId, key, requestHash, statusCode, JSON.stringify(response),
+  ]);
 }
 
 /** A request that failed before answering frees its key, so the client's retry is processed. */

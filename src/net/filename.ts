@@ -1,4 +1,4 @@
-import { sanitizeFilename } from '../../domain/filename.js';
+import { sanitizeFilename } from '../domain/filename.js';
 
 /** The one sanitiser every way in uses (src/domain/filename.ts); re-exported for the URL fetcher's callers. */
 export { sanitizeFilename };

@@ -1,4 +1,4 @@
-import { PermanentError } from '../../domain/errors.js';
+import { PermanentError } from '../domain/errors.js';
 
 export type UrlRefusalReason =
   | 'invalid_url'

@@ -1,4 +1,4 @@
-import { PermanentError } from '../../domain/errors.js';
+import { PermanentError } from '../domain/errors.js';
 
 export type UrlFetchFailureReason =
   /** The per-media fetch deadline passed (a host that never answers, or kept failing). */

@@ -3,17 +3,13 @@ import { Readable, Transform, pipeline } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import { PermanentError } from '../domain/errors.js';
-import { UrlFetchFailedError } from './net/fetch-failure.js';
-import { isRetryableFault, parseRetryAfter, retryDelayMs, RETRYABLE_STATUSES } from './net/fetch-retry.js';
-import { filenameFromContentDisposition, filenameFromUrl } from './net/filename.js';
-import { DEFAULT_MAX_REDIRECTS, redirectTarget } from './net/redirect-target.js';
-import { UrlRefusedError } from './net/refusal.js';
-import { createSafeAgent } from './net/safe-agent.js';
-import { assertUrlAllowedSyntax as checkUrl, type UrlRules } from './net/url-check.js';
-
-export { UrlFetchFailedError, type UrlFetchFailureReason } from './net/fetch-failure.js';
-export { UrlRefusedError, type UrlRefusalReason } from './net/refusal.js';
-export { createSafeAgent } from './net/safe-agent.js';
+import { UrlFetchFailedError } from './fetch-failure.js';
+import { isRetryableFault, parseRetryAfter, retryDelayMs, RETRYABLE_STATUSES } from './fetch-retry.js';
+import { filenameFromContentDisposition, filenameFromUrl } from './filename.js';
+import { DEFAULT_MAX_REDIRECTS, redirectTarget } from './redirect-target.js';
+import { UrlRefusedError } from './refusal.js';
+import { createSafeAgent } from './safe-agent.js';
+import { assertUrlAllowedSyntax, type UrlRules } from './url-check.js';
 
 export interface FetchPolicy {
   /** Size cap, enforced on the bytes that actually arrive, whatever Content-Length claims. */
@@ -63,11 +59,6 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 export const DEFAULT_FETCH_DEADLINE_MS = 60_000;
 export const DEFAULT_STALL_MS = 15_000;
 export const DEFAULT_MIN_BYTES_PER_SECOND = 1024;
-
-/** Cheap synchronous pre-check at request time (scheme, credentials, ports, IP-literal hosts). */
-export function assertUrlAllowedSyntax(url: string, policy: Pick<FetchPolicy, 'allowPrivateNetworks' | 'allowedPorts' | 'allowHosts'>): URL {
-  return checkUrl(url, policy);
-}
 
 function header(headers: Dispatcher.ResponseData['headers'], name: string): string | null {
   const v = headers[name];
@@ -132,7 +123,7 @@ export async function openUrl(url: string, policy: FetchPolicy): Promise<Fetched
   const rules: UrlRules = policy;
   const maxRedirects = policy.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
   const deadlineMs = policy.totalTimeoutMs ?? DEFAULT_FETCH_DEADLINE_MS;
-  let current = checkUrl(url, rules);
+  let current = assertUrlAllowedSyntax(url, rules);
 
   const deadline = new AbortController();
   const attempt: Attempt = {
@@ -175,7 +166,7 @@ export async function openUrl(url: string, policy: FetchPolicy): Promise<Fetched
         discard(res.body);
         const next = redirectTarget(current, location, hop, maxRedirects);
         try {
-          current = checkUrl(next.href, rules);
+          current = assertUrlAllowedSyntax(next.href, rules);
         } catch (err) {
           if (err instanceof UrlRefusedError) throw new UrlRefusedError(err.details.reason, `redirect refused: ${err.message}`, { ...err.details, hop: hop + 1 });
           throw err;

@@ -1,0 +1,50 @@
+import type { MediaEvent } from '../../domain/kinds.js';
+import type { Queryable } from '../pool.js';
+
+/** Writes one event into the delivery log (the outbox), `pending` until a delivery job sends it. */
+export async function insertDelivery(db: Queryable, d: { id: string; appId: string; event: MediaEvent; mediaId: string; body: unknown }): Promise<void> {
+  await db.query('INSERT INTO webhook_deliveries (id, app_id, event, media_id, body) VALUES ($1, $2, $3, $4, $5)', [
+    d.id, d.appId, d.event, d.mediaId, JSON.stringify(d.body),
+  ]);
+}
+
+/** The `media.deleted` events of a batch of deletions, in one statement. */
+export async function insertMediaDeletedDeliveries(db: Queryable, items: ReadonlyArray<{ id: string; appId: string; mediaId: string; body: unknown }>): Promise<void> {
+  await db.query(
+    `INSERT INTO webhook_deliveries (id, app_id, event, media_id, body)
+     SELECT i, a, 'media.deleted', m, b FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS t(i, a, m, b)`,
+    [items.map((d) => d.id), items.map((d) => d.appId), items.map((d) => d.mediaId), items.map((d) => JSON.stringify(d.body))],
+  );
+}
+
+export interface DeliveryToSend {
+  status: string;
+  body: unknown;
+  media_id: string | null;
+  /** The app's current webhook: a delivery goes where the app points now, signed with its secret. */
+  webhook_url: string | null;
+  webhook_secret: string;
+}
+
+export async function getDeliveryToSend(db: Queryable, id: string): Promise<DeliveryToSend | null> {
+  const { rows } = await db.query<DeliveryToSend>(
+    `SELECT d.status, d.body, d.media_id, a.webhook_url, a.webhook_secret FROM webhook_deliveries d JOIN apps a ON a.id = d.app_id WHERE d.id = $1`,
+    [id],
+  );
+  return rows[0] ?? null;
+}
+
+export async function markDelivered(db: Queryable, id: string, statusCode: number | null): Promise<void> {
+  await db.query(
+    `UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_status_code = $2, last_error = NULL, delivered_at = now() WHERE id = $1`,
+    [id, statusCode],
+  );
+}
+
+/** Counts a failed attempt; the final one also marks the delivery `failed` (no more retries). */
+export async function recordFailedAttempt(db: Queryable, id: string, statusCode: number | null, error: string, finalAttempt: boolean): Promise<void> {
+  await db.query(
+    `UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = $2, last_error = $3, status = CASE WHEN $4 THEN 'failed' ELSE status END WHERE id = $1`,
+    [id, statusCode, error.slice(0, 500), finalAttempt],
+  );
+}

@@ -1,0 +1,16 @@
+import type { MediaKind } from '../domain/kinds.js';
+import { HARD_CAP_BYTES, inputLimitBytes, type KindLimits } from '../domain/policies.js';
+
+interface CapConfig {
+  config: { HARD_CAP_BYTES: number };
+}
+
+/** No input of any kind is ever larger: the configured cap, never above the built-in one. */
+export function hardCapBytes(deps: CapConfig): number {
+  return Math.min(deps.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
+}
+
+/** A kind's input limit for an app: its override if it has one, never above the hard cap. */
+export function limitFor(deps: CapConfig, limits?: KindLimits): (kind: MediaKind) => number {
+  return (kind) => inputLimitBytes(kind, limits?.[kind], deps.config.HARD_CAP_BYTES);
+}
