@@ -9,8 +9,9 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isPermanent } from '../src/domain/errors.js';
+import { AppError } from '../src/domain/errors.js';
 import type { MediaKind } from '../src/domain/kinds.js';
+import { failureKind } from '../src/jobs/failure.js';
 import { silentLogger } from '../src/log.js';
 import { normalize } from '../src/pipeline/normalize.js';
 
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
     }
   } catch (err) {
     // A refusal is a result here (the zip bomb case): report it with the memory it took.
-    outcome = isPermanent(err) ? `rejected (${err.code})` : `error: ${err instanceof Error ? err.message : String(err)}`;
+    outcome = err instanceof AppError && failureKind(err) === 'permanent' ? `rejected (${err.code})` : `error: ${err instanceof Error ? err.message : String(err)}`;
   } finally {
     sampling = false;
     await sampler;

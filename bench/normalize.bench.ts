@@ -2,12 +2,13 @@
  * Normalization benchmarks, each against its baseline in the same run (the machine is shared and
  * noisy: read the ratios, not the absolute figures):
  *   1. image normalization vs raw sharp doing the same operations on the same generated corpus;
- *   2. video remux vs transcode of the same clip;
+ *   2. video remux vs transcode of the same clip; fitting a phone's 50 MB clip into 16 MB vs a plain
+ *      x264 veryfast encode of it;
  *   3. the ffmpeg wrapper (runFfmpeg) vs the ffmpeg CLI with the same arguments;
  *   4. peak RSS per kind, each in a fresh process;
  *   5. image normalization in-process vs the same call in a persistent child process (the price of
  *      isolating libvips from the worker; see the doc comment of src/pipeline/normalize-image.ts).
- * Prints markdown tables. Run: node --import tsx bench/normalize.bench.ts [images|video|rss|child …]
+ * Prints markdown tables. Run: node --import tsx bench/normalize.bench.ts [images|video|fit|rss|child …]
  */
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -25,6 +26,7 @@ import { probeMedia } from '../src/pipeline/ffmpeg/probe-media.js';
 import { runFfmpeg } from '../src/pipeline/ffmpeg/run.js';
 import { normalize } from '../src/pipeline/normalize.js';
 import { fixture } from '../test/fixtures/generate.js';
+import { grainyPhoto24mp, noisyAlphaPng, phonePhoto24mp } from '../test/fixtures/noisy-images.js';
 
 const exec = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -182,6 +184,53 @@ async function benchVideo(dir: string): Promise<string> {
 }
 
 // ------------------------------------------------------------------------------------------------
+// 2b. Fit to the delivered limit
+
+/**
+ * normalize() fitting a phone's 40 s 1080p clip (~50 MB, H.264 High ~10 Mbit/s) into 16 MB, beside
+ * a plain `x264 -preset veryfast` encode of the same clip at its own size (crf 23, the command
+ * anyone would write) and at the fit's output size, same threads, in the same run.
+ */
+async function benchFit(dir: string): Promise<string> {
+  const clip = await fixture('mp4Phone1080p40s');
+  const clipSeconds = 40;
+  const inBytes = (await stat(clip)).size;
+  const threads = String(VIDEO_LIMITS.threads);
+  const plain = async (name: string, scale: string[]): Promise<[number, number]> => {
+    const out = join(dir, `plain-${name}.mp4`);
+    const [ms] = await time(() =>
+      ffmpegCli(['-threads', threads, '-i', clip, '-map', '0:v:0', '-map', '0:a:0', ...scale, '-c:v', 'libx264', '-preset', 'veryfast', '-c:a', 'aac', '-b:a', '128k', '-threads', threads, '-movflags', '+faststart', out]),
+    );
+    return [ms, (await stat(out)).size];
+  };
+  const s = await mkdtemp(join(dir, 'fit-'));
+  let progressReports = 0;
+  const load = (await readFile('/proc/loadavg', 'latin1')).split(' ').slice(0, 3).join(' ');
+  const [plainMs, plainBytes] = await plain('1080p', []);
+  const [fitMs, fitOut] = await time(() =>
+    normalize({ inputPath: clip, sniffedMime: 'video/mp4', kind: 'video', scratchDir: s, log: silentLogger, onProgress: () => void (progressReports += 1) }),
+  );
+  const fitBytes = (await stat(fitOut.outputPath)).size;
+  const [plain720Ms, plain720Bytes] = await plain('720p', ['-vf', `scale=${fitOut.width}:${fitOut.height}`]);
+  const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
+  return table(
+    `Fit to 16 MB: a phone's ${clipSeconds} s 1920x1080 H.264 High clip (${mb(inBytes)}), one run each, ${threads} threads; load average at start ${load}`,
+    ['operation', 'wall s', 'x realtime', 'output', 'fit / this'],
+    [
+      [
+        `**fit-to-16 MB encode** (normalize(): probe, x264 ${VIDEO_LIMITS.preset} capped crf at ${fitOut.width}x${fitOut.height}, output probe, poster; ${progressReports} progress reports)`,
+        f1(fitMs / 1000),
+        f2((clipSeconds * 1000) / fitMs),
+        mb(fitBytes),
+        '1.00',
+      ],
+      ['plain x264 veryfast (crf 23) + AAC, source size', f1(plainMs / 1000), f2((clipSeconds * 1000) / plainMs), mb(plainBytes), f2(fitMs / plainMs)],
+      [`plain x264 veryfast (crf 23) + AAC, scaled to ${fitOut.width}x${fitOut.height}`, f1(plain720Ms / 1000), f2((clipSeconds * 1000) / plain720Ms), mb(plain720Bytes), f2(fitMs / plain720Ms)],
+    ],
+  );
+}
+
+// ------------------------------------------------------------------------------------------------
 // 4. Peak RSS
 
 interface RssResult {
@@ -206,10 +255,14 @@ async function benchRss(): Promise<string> {
     ['baseline (imports only)', 'baseline', 'text/plain', await fixture('text')],
     ['image: 12 MP PNG → JPEG', 'image', 'image/png', await fixture('png12mp')],
     ['image: 5000x2500 JPEG → 4096', 'image', 'image/jpeg', await fixture('jpegWide')],
+    ['image: 8 MB 24 MP JPEG, fit to 5 MB', 'image', 'image/jpeg', await phonePhoto24mp()],
+    ['image: 22 MB 24 MP grainy JPEG, fit to 5 MB', 'image', 'image/jpeg', await grainyPhoto24mp()],
+    ['image: 24 MB PNG with alpha → WEBP, fit to 5 MB', 'image', 'image/png', await noisyAlphaPng()],
     ['image: animated GIF kept', 'image', 'image/gif', await fixture('gifAnimated')],
     ['sticker: animated GIF → WEBP', 'sticker', 'image/gif', await fixture('gifAnimated')],
     ['video: 30 s WebM VP9 → H.264', 'video', 'video/webm', await fixture('webmVp9Opus30s')],
     ['video: 60 s 1080p → 720p (16 MB fit)', 'video', 'video/mp4', await fixture('mp4HighBitrate1080p60s')],
+    ["video: phone's 40 s 1080p, 50 MB → 16 MB fit", 'video', 'video/mp4', await fixture('mp4Phone1080p40s')],
     ['audio: WAV → AAC', 'audio', 'audio/wav', await fixture('wav')],
     ['voice_note: MP3 → Opus + waveform', 'voice_note', 'audio/mpeg', await fixture('mp3')],
     ['document: zip bomb refused', 'document', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', await fixture('zipBombLying')],
@@ -344,6 +397,7 @@ export async function run(only: readonly string[] = []): Promise<string> {
     const sections: Array<[string, () => Promise<string>]> = [
       ['images', () => benchImages(dir)],
       ['video', () => benchVideo(dir)],
+      ['fit', () => benchFit(dir)],
       ['rss', () => benchRss()],
       ['child', () => benchImageChild(dir)],
     ];

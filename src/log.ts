@@ -57,12 +57,15 @@ export function redactSecrets(text: string): string {
   return s;
 }
 
-/** `destination: 2` sends log lines to stderr, so a CLI command's stdout carries only its result. */
+/**
+ * `level` comes from the configuration (LOG_LEVEL), `info` when unset. `destination: 2` sends log
+ * lines to stderr, so a CLI command's stdout carries only its result.
+ */
 export function createLogger(opts: { level?: string; name?: string; destination?: 1 | 2 } = {}): Logger {
   return pino(
     {
       name: opts.name ?? 'mediaflow',
-      level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
+      level: opts.level ?? 'info',
       redact: { paths: REDACT, censor: '[redacted]' },
       base: { pid: process.pid },
       hooks: { streamWrite: redactSecrets },

@@ -8,7 +8,10 @@ import { assertUrlAllowedSyntax } from '../net/url-check.js';
 import { JOBS, type JobName } from '../queue/registry.js';
 import type { Runtime } from '../runtime.js';
 
-/** `--max-bytes document=100000000,video=32000000`: per-app input limits (capped by the hard cap). */
+/**
+ * `--max-bytes document=100000000,video=32000000`: per-app delivered limits (capped by the hard cap);
+ * a kind that is made to fit (image, video, audio, voice note) still takes inputs up to its own input cap.
+ */
 export function parseLimits(spec: string | undefined): KindLimits {
   const out: KindLimits = {};
   if (!spec) return out;

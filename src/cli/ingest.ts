@@ -14,6 +14,7 @@ import { mediaFieldsSchema } from '../ingest/media-fields.js';
 import { toMediaObject } from '../ingest/media-object.js';
 import { checkOwnership } from '../ingest/ownership.js';
 import { assertUrlAllowedSyntax } from '../net/url-check.js';
+import { readJobProgress } from '../queue/job-progress.js';
 import { stageUpload } from '../pipeline/stage-upload.js';
 import type { Runtime } from '../runtime.js';
 
@@ -119,7 +120,7 @@ export async function ingest(rt: Runtime, target: string, o: IngestOptions, out:
       });
     }
     if (o.wait) {
-      const job = rt.queues.get('ingest');
+      const queue = rt.queues.get('ingest');
       const deadline = Date.now() + (o.timeout ?? 600) * 1000;
       for (;;) {
         const now = await mediaRepo.getMediaById(rt.pool, mediaId);
@@ -129,9 +130,9 @@ export async function ingest(rt: Runtime, target: string, o: IngestOptions, out:
         if (Date.now() > deadline) {
           throw new AppError('QUEUE_UNAVAILABLE', `media ${mediaId} is still ${now.status} after ${o.timeout ?? 600} s (is a worker running?); it keeps going`);
         }
-        const j = await job.getJob(mediaId).catch(() => undefined);
-        const p = typeof j?.progress === 'number' ? j.progress : 0;
-        progress.update(now.status, now.status === 'queued' ? 0 : p);
+        // What GET /v1/media/:id shows as `progress`, read the same way.
+        const p = now.status === 'processing' ? await readJobProgress(rt.redis, queue, mediaId) : undefined;
+        progress.update(now.status, p ?? 0);
         await new Promise((r) => setTimeout(r, 200));
       }
       const settled = row.status === 'deleting' ? 'deleted' : row.status;

@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, loadConfig, type Config } from '../config/index.js';
+import { loadConfig, type Config } from '../config/index.js';
 import { createLogger } from '../log.js';
 import { ROLES, type Role } from '../roles.js';
+import { exitOnFailure, runRole } from '../run-role.js';
 
 /**
  * The `mediaflow` command. Every command takes --json; errors print one line (or a JSON error)
@@ -18,7 +19,7 @@ function out(json: boolean, value: unknown, human: () => string): void {
 async function withRuntime<T>(fn: (rt: import('../runtime.js').Runtime) => Promise<T>): Promise<T> {
   const { createRuntime } = await import('../runtime.js');
   const cfg = config();
-  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', destination: 2 });
+  const log = createLogger({ level: cfg.LOG_LEVEL ?? 'warn', destination: 2 });
   const rt = await createRuntime(cfg, log);
   try {
     return await fn(rt);
@@ -62,47 +63,7 @@ program
   .option('--json', 'accepted for symmetry; logs are JSON lines')
   .action(async (o: { role: Role }) => {
     const cfg = config();
-    const log = createLogger({ level: cfg.LOG_LEVEL });
-    // Handlers go in first: a SIGTERM while migrations run or roles start is honoured as soon as
-    // start-up settles (nothing is in flight before that), instead of killing the process mid-way.
-    const started: { running?: import('../roles.js').Running } = {};
-    let requested: string | undefined;
-    let signals = 0;
-    const shutdown = (sig: string) => {
-      if (++signals > 1) {
-        log.warn({ sig }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      const running = started.running;
-      if (!running) {
-        requested = sig;
-        log.info({ sig }, 'signal during start-up: stopping once start-up settles');
-        return;
-      }
-      log.info({ sig }, 'shutting down gracefully');
-      const guard = setTimeout(() => {
-        log.error('graceful shutdown timed out; exiting');
-        process.exit(1);
-      }, cfg.SHUTDOWN_TIMEOUT_SECONDS * 1000);
-      guard.unref();
-      running.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          log.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    const { migrate } = await import('../db/migrate.js');
-    await migrate(cfg.DATABASE_URL, log);
-    const { startRoles } = await import('../roles.js');
-    started.running = await startRoles(cfg, log, o.role);
-    if (requested) {
-      signals = 0;
-      shutdown(requested);
-    }
+    await runRole(cfg, createLogger({ level: cfg.LOG_LEVEL }), o.role);
   });
 
 const apps = program.command('apps').description('manage apps');
@@ -111,7 +72,7 @@ apps
   .description('create an app with an all-scopes API key and a webhook secret')
   .requiredOption('--name <name>', 'display name')
   .option('--webhook-url <url>', 'where media.* events are POSTed')
-  .option('--max-bytes <limits>', 'per-kind input limits for this app, e.g. document=100000000,video=32000000')
+  .option('--max-bytes <limits>', 'per-kind delivered limits for this app, e.g. document=100000000,video=32000000')
   .option('--json', 'machine-readable output')
   .action(async (o: { name: string; webhookUrl?: string; maxBytes?: string; json?: boolean }) => {
     const { createApp } = await import('./admin.js');
@@ -238,10 +199,9 @@ function formatStats(s: { queues: Record<string, Record<string, number>>; media:
 }
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const json = process.argv.includes('--json');
-  const message = err instanceof ConfigError ? err.message : (err as Error)?.message ?? String(err);
-  const code = (err as { code?: string }).code;
-  if (json) process.stdout.write(`${JSON.stringify({ error: { code: code ?? 'ERROR', message } })}\n`);
-  process.stderr.write(`mediaflow: ${message}\n`);
-  process.exit(err instanceof ConfigError ? 78 : 1);
+  if (process.argv.includes('--json')) {
+    const code = (err as { code?: string }).code;
+    process.stdout.write(`${JSON.stringify({ error: { code: code ?? 'ERROR', message: (err as Error)?.message ?? String(err) } })}\n`);
+  }
+  exitOnFailure(err);
 });

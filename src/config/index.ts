@@ -25,7 +25,8 @@ export const envSchema = z.object({
   PORT: int(8080).pipe(z.number().max(65535)),
   HOST: z.string().default('0.0.0.0'),
   PUBLIC_BASE_URL: z.url().optional(),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Unset: `info` for the service, `warn` for one-off CLI commands (their stdout is the result). */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
   DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/mediaflow'),
   QUEUE_PREFIX: z
@@ -56,6 +57,8 @@ export const envSchema = z.object({
   WEBHOOK_ATTEMPTS: int(8, 1),
   /** First retry delay of a webhook delivery; each next one doubles (with jitter). */
   WEBHOOK_BACKOFF_MS: int(5000, 1),
+  /** Webhook deliveries in parallel per worker process: each mostly waits on a receiver. */
+  WEBHOOK_CONCURRENCY: int(10, 1),
   JOB_TIMEOUT_SECONDS: int(600, 1),
   /** BullMQ lock; a killed worker's job is taken over after about this long. */
   JOB_LOCK_SECONDS: int(30, 1),

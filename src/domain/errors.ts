@@ -33,7 +33,7 @@ export class AppError extends Error {
 
 /**
  * A content rejection: the media itself is bad, too large or disallowed. Final: the worker marks the
- * media `failed` with this code and never retries. Anything that is not a PermanentError is transient.
+ * media `failed` with this code and never retries (src/jobs/failure.ts decides final vs retry).
  */
 export class PermanentError extends AppError {
   constructor(code: 'FILE_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'MEDIA_REJECTED' | 'VALIDATION_FAILED' | 'NOT_FOUND' | 'EXPIRED', message: string, details?: unknown) {
@@ -49,11 +49,4 @@ export class StorageError extends AppError {
     this.name = 'StorageError';
     this.cause = cause;
   }
-}
-
-const CONTENT_CODES: ReadonlySet<ErrorCode> = new Set(['FILE_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'MEDIA_REJECTED', 'VALIDATION_FAILED', 'NOT_FOUND', 'EXPIRED']);
-
-/** The one place that decides final vs retryable: content rejections are final, everything else retries. */
-export function isPermanent(err: unknown): err is AppError {
-  return err instanceof PermanentError || (err instanceof AppError && CONTENT_CODES.has(err.code));
 }

@@ -11,8 +11,13 @@ export interface MediaPolicy {
   readonly mimes: readonly string[];
   /** Sniffed MIME essences accepted and converted into one of `mimes`' formats. */
   readonly converted: readonly string[];
-  /** Input size limit, enforced while streaming. */
+  /** Delivered size limit: the most bytes the stored (normalized) file may have. */
   readonly maxBytes: number;
+  /**
+   * Largest input accepted, for kinds whose normalization makes a larger input fit `maxBytes`
+   * (re-encoding, resizing). Absent: the kind is not shrunk, so its input limit is the delivered one.
+   */
+  readonly maxInputBytes?: number;
   /** Limit for animated stickers (only stickers). */
   readonly maxBytesAnimated?: number;
   readonly maxPixels?: number;
@@ -40,32 +45,43 @@ const DOCUMENTS = [
 ];
 
 export const MEDIA_POLICIES: Readonly<Record<MediaKind, MediaPolicy>> = {
-  image: { mimes: IMAGE_STORED, converted: IMAGE_CONVERTED, maxBytes: 5 * MB, maxPixels: 40_000_000, maxFrames: 1000, messageType: 'image' },
+  image: { mimes: IMAGE_STORED, converted: IMAGE_CONVERTED, maxBytes: 5 * MB, maxInputBytes: 50 * MB, maxPixels: 40_000_000, maxFrames: 1000, messageType: 'image' },
   sticker: { mimes: ['image/webp', 'image/png', 'image/gif'], converted: [], maxBytes: 100 * KB, maxBytesAnimated: 500 * KB, maxPixels: 40_000_000, maxFrames: 1000, messageType: 'sticker' },
-  video: { mimes: VIDEO_STORED, converted: VIDEO_CONVERTED, maxBytes: 16 * MB, maxDurationMs: 3 * 60 * 60 * 1000, messageType: 'video' },
-  audio: { mimes: AUDIO_STORED, converted: AUDIO_CONVERTED, maxBytes: 16 * MB, maxDurationMs: 3 * 60 * 60 * 1000, messageType: 'audio' },
+  video: { mimes: VIDEO_STORED, converted: VIDEO_CONVERTED, maxBytes: 16 * MB, maxInputBytes: HARD_CAP_BYTES, maxDurationMs: 3 * 60 * 60 * 1000, messageType: 'video' },
+  audio: { mimes: AUDIO_STORED, converted: AUDIO_CONVERTED, maxBytes: 16 * MB, maxInputBytes: HARD_CAP_BYTES, maxDurationMs: 3 * 60 * 60 * 1000, messageType: 'audio' },
   voice_note: {
     mimes: ['audio/ogg', 'audio/opus'],
     converted: ['audio/mpeg', 'audio/webm', 'video/webm', 'audio/mp4', 'audio/x-m4a', 'audio/aac', 'audio/amr', 'audio/wav', 'audio/x-wav', 'audio/vnd.wave'],
     maxBytes: 16 * MB,
+    maxInputBytes: 16 * MB,
     maxDurationMs: 60 * 60 * 1000,
     messageType: 'ptt',
   },
   document: { mimes: DOCUMENTS, converted: [], maxBytes: 10 * MB, messageType: 'document' },
 };
 
-/**
- * Stickers accept an input larger than the stored limit (they are re-encoded to fit), but images
- * are limited on input, so the input cap of a kind is its `maxBytes`, except stickers whose
- * animated limit bounds the input.
- */
-/** Per-app overrides of input limits (the `limits` of an app row), in bytes per kind. */
+/** Per-app overrides of delivered limits (the `limits` of an app row), in bytes per kind. */
 export type KindLimits = Partial<Record<MediaKind, number>>;
 
-/** A kind's input limit: the app's override if it has one, never above the configured or the built-in hard cap. */
+/**
+ * A kind's delivered limit: the app's override if it has one, else the kind's own (for stickers the
+ * static one; the animated limit stays in the policy). Never above the built-in hard cap.
+ */
+export function deliveredLimitBytes(kind: MediaKind, override?: number): number {
+  return Math.min(override ?? MEDIA_POLICIES[kind].maxBytes, HARD_CAP_BYTES);
+}
+
+/**
+ * A kind's input limit, what the 413 at every way in is measured against. A kind that normalization
+ * shrinks (image, video, audio, voice note) takes inputs up to its own input cap, or up to an app's
+ * larger delivered override; an app's smaller override lowers only what is delivered, the input is
+ * still made to fit. A kind that is not shrunk (document; sticker, whose animated limit bounds it)
+ * takes what it may deliver, so there the override is the input limit too. Never above the configured
+ * or the built-in hard cap.
+ */
 export function inputLimitBytes(kind: MediaKind, override?: number, configuredCap: number = HARD_CAP_BYTES): number {
   const p = MEDIA_POLICIES[kind];
-  const base = override ?? (p.maxBytesAnimated ?? p.maxBytes);
+  const base = p.maxInputBytes === undefined ? override ?? (p.maxBytesAnimated ?? p.maxBytes) : Math.max(p.maxInputBytes, override ?? 0);
   return Math.min(base, configuredCap, HARD_CAP_BYTES);
 }
 

@@ -1,5 +1,5 @@
 import type { MediaKind } from '../domain/kinds.js';
-import { HARD_CAP_BYTES, inputLimitBytes, type KindLimits } from '../domain/policies.js';
+import { deliveredLimitBytes, HARD_CAP_BYTES, inputLimitBytes, type KindLimits } from '../domain/policies.js';
 
 interface CapConfig {
   config: { HARD_CAP_BYTES: number };
@@ -10,7 +10,15 @@ export function hardCapBytes(deps: CapConfig): number {
   return Math.min(deps.config.HARD_CAP_BYTES, HARD_CAP_BYTES);
 }
 
-/** A kind's input limit for an app: its override if it has one, never above the hard cap. */
+/**
+ * A kind's input limit for an app, what every way in refuses with 413 past (see inputLimitBytes):
+ * larger than what is delivered where normalization makes the input fit.
+ */
 export function limitFor(deps: CapConfig, limits?: KindLimits): (kind: MediaKind) => number {
   return (kind) => inputLimitBytes(kind, limits?.[kind], deps.config.HARD_CAP_BYTES);
+}
+
+/** A kind's delivered limit for an app (its override, else the kind's own): what normalization must fit. */
+export function deliveredLimitFor(limits?: KindLimits): (kind: MediaKind) => number {
+  return (kind) => deliveredLimitBytes(kind, limits?.[kind]);
 }

@@ -5,6 +5,8 @@ export interface MediaObjectOptions {
   /** Temporary public URL for ready media. */
   url?: { url: string; expiresAt: Date } | null;
   warnings?: string[];
+  /** 0–100 while `processing`, as the worker last reported it; left out when unknown. */
+  progress?: number | undefined;
 }
 
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
@@ -45,5 +47,6 @@ export function toMediaObject(row: MediaRow, opts: MediaObjectOptions = {}): Rec
     error: row.error_code ? { code: row.error_code, message: row.error_message } : null,
   };
   if (opts.warnings) out.warnings = opts.warnings;
+  if (opts.progress !== undefined && status === 'processing') out.progress = opts.progress;
   return out;
 }

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { PermanentError } from '../domain/errors.js';
 import { inboxPrefix, isInboxKeyOf, stagingKey } from '../domain/ids.js';
-import type { IngestPayload } from '../queue/payloads.js';
+import type { IngestSource } from '../domain/sources.js';
 import { BlobNotFoundError, type BlobStore } from '../storage/blob-store.js';
 import type { Keyring } from '../storage/sealed-format.js';
 import { openObject } from '../storage/sealed-store.js';
@@ -35,7 +35,7 @@ export interface AcquiredInput {
  */
 export async function acquireInput(
   deps: AcquireDeps,
-  input: { appId: string; mediaId: string; source: IngestPayload['source']; scratchDir: string; maxBytes: number; signal?: AbortSignal },
+  input: { appId: string; mediaId: string; source: IngestSource; scratchDir: string; maxBytes: number; signal?: AbortSignal },
 ): Promise<AcquiredInput> {
   const out = path.join(input.scratchDir, 'input');
   let body: Readable;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MEDIA_KINDS } from '../domain/kinds.js';
+import { ingestSourceSchema } from '../domain/sources.js';
 
 /** Job ids: our media ids (`med_…`). BullMQ refuses `:` and treats all-digit ids as its own counters. */
 export const jobIdSchema = z
@@ -8,12 +9,6 @@ export const jobIdSchema = z
   .max(128)
   .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only')
   .refine((s) => !/^\d+$/.test(s), 'must not be all digits');
-
-export const ingestSourceSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('url'), url: z.string().min(1).max(4096) }),
-  z.object({ type: z.literal('storage'), key: z.string().min(1).max(1024) }),
-  z.object({ type: z.literal('file'), path: z.string().min(1).max(4096) }),
-]);
 
 /** Queue `media-ingest`, job `ingest`, payload version 1 (API.md "Queue contract"). */
 export const ingestPayloadV1 = z.object({

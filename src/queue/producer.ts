@@ -33,8 +33,9 @@ export async function enqueueMedia(input: EnqueueInput, opts: ProducerOptions = 
     new Redis(opts.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1, connectTimeout: 3000 });
   const queue = new Queue(JOBS.ingest.queue, { connection, prefix: opts.prefix ?? process.env.QUEUE_PREFIX ?? 'mediaflow' });
   try {
-    await queue.add('ingest', payload, { ...JOBS.ingest.options, jobId: payload.mediaId! });
-    return { mediaId: payload.mediaId!, jobId: payload.mediaId! };
+    const jobId = JOBS.ingest.jobId(payload);
+    await queue.add('ingest', payload, { ...JOBS.ingest.options, jobId });
+    return { mediaId: payload.mediaId!, jobId };
   } finally {
     await queue.close();
     // BullMQ does not close connections it was given.

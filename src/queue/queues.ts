@@ -27,11 +27,12 @@ export class Queues {
   }
 
   /**
-   * Adds a job after checking its payload against the registry's schema. The job id is the
-   * deterministic id of what it works on, so a repeated add is a no-op. Redis down → 503.
+   * Adds a job after checking its payload against the registry's schema. The registry builds the job
+   * id from the payload (the id of what it works on), so a repeated add is a no-op. Redis down → 503.
    */
-  async add<N extends JobName>(name: N, payload: JobPayload<N>, jobId: string, opts: { delay?: number } = {}): Promise<void> {
-    const parsed = JOBS[name].schema.parse(payload);
+  async add<N extends JobName>(name: N, payload: JobPayload<N>, opts: { delay?: number } = {}): Promise<void> {
+    const parsed = JOBS[name].schema.parse(payload) as JobPayload<N>;
+    const jobId = (JOBS[name].jobId as (p: JobPayload<N>) => string)(parsed);
     let timer: NodeJS.Timeout | undefined;
     try {
       // BullMQ waits for a connection that is reconnecting; a producer must not, so the wait is bounded.

@@ -67,7 +67,7 @@ export async function finishDeletions(
   // Enqueued only once committed: a job must never name a delivery a rollback took back.
   if (deliveries.length > 0) {
     // Through Queues.add, so configured webhook attempts/backoff apply; concurrent adds share the connection's pipeline.
-    const results = await Promise.allSettled(deliveries.map((id) => deps.queues.add('webhook', { v: 1, deliveryId: id }, id)));
+    const results = await Promise.allSettled(deliveries.map((id) => deps.queues.add('webhook', { v: 1, deliveryId: id })));
     const lost = results.filter((r) => r.status === 'rejected').length;
     if (lost > 0) deps.log.warn({ count: lost }, 'media.deleted webhook enqueue failed; the reconciler will retry');
   }

@@ -43,7 +43,7 @@ export async function recordMediaEvent(db: Queryable, row: MediaRow, event: Medi
 export async function dispatchDelivery(deps: { queues: Queues; log: Logger }, id: string | null): Promise<void> {
   if (!id) return;
   try {
-    await deps.queues.add('webhook', { v: 1, deliveryId: id }, id);
+    await deps.queues.add('webhook', { v: 1, deliveryId: id });
   } catch (err) {
     deps.log.warn({ err: String(err), deliveryId: id }, 'webhook enqueue failed; the reconciler will retry');
   }

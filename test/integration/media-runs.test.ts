@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as mediaRepo from '../../src/db/repos/media.js';
 import { newRunId, runStorageKey, stagingKey } from '../../src/domain/ids.js';
-import { processMedia } from '../../src/pipeline/process-media.js';
+import { processMedia } from '../../src/jobs/process-media.js';
 import type { IngestPayload } from '../../src/queue/payloads.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { fixture } from '../fixtures/generate.js';

@@ -5,16 +5,16 @@
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runFfmpeg, runFfprobe, ToolExitError } from '../../src/pipeline/ffmpeg/run.js';
+import { configureTools, runFfmpeg, runFfprobe, ToolExitError, type ToolPaths } from '../../src/pipeline/ffmpeg/run.js';
 import { fixture } from '../fixtures/generate.js';
 import { scratch, useScratch } from './normalize-helpers.js';
 
 useScratch();
 
-const savedPath = process.env.FFMPEG_PATH;
+let savedPaths: ToolPaths | undefined;
 afterEach(() => {
-  if (savedPath === undefined) delete process.env.FFMPEG_PATH;
-  else process.env.FFMPEG_PATH = savedPath;
+  if (savedPaths) configureTools(savedPaths);
+  savedPaths = undefined;
 });
 
 /** Processes of a group that are not zombies (a killed orphan stays a zombie until init reaps it). */
@@ -104,7 +104,7 @@ describe('runFfmpeg', () => {
     const script = join(dir, 'fake-ffmpeg.sh');
     await writeFile(script, '#!/bin/sh\nsleep 30 &\nsleep 30\n');
     await chmod(script, 0o755);
-    process.env.FFMPEG_PATH = script;
+    savedPaths = configureTools({ ffmpeg: script });
     const controller = new AbortController();
     let pid = 0;
     const pending = runFfmpeg({
@@ -133,7 +133,7 @@ describe('runFfmpeg', () => {
   });
 
   it('a missing binary is a plain (transient) spawn error', async () => {
-    process.env.FFMPEG_PATH = '/nonexistent/ffmpeg';
+    savedPaths = configureTools({ ffmpeg: '/nonexistent/ffmpeg' });
     const err = await runFfmpeg({ args: ['-version'], timeoutMs: 1000 }).catch((e: unknown) => e);
     expect((err as NodeJS.ErrnoException).code).toBe('ENOENT');
     expect(err).not.toBeInstanceOf(ToolExitError);

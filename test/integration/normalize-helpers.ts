@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterEach } from 'vitest';
 import type { MediaKind } from '../../src/domain/kinds.js';
 import { silentLogger } from '../../src/log.js';
+import { configureTools } from '../../src/pipeline/ffmpeg/run.js';
 import type { NormalizeInput } from '../../src/pipeline/normalize-types.js';
 
 const run = promisify(execFile);
@@ -131,7 +132,8 @@ export async function toolChildren(): Promise<ProcInfo[]> {
 /**
  * Runs every ffmpeg/ffprobe this process starts under `strace -f -e trace=%file` (each run writes
  * its own trace), by pointing FFMPEG_PATH/FFPROBE_PATH at wrappers: what the tools open, stat or
- * exec is then on record, children included. `restore()` puts the environment back.
+ * exec is then on record, children included (the runner is configured with the wrappers; the
+ * environment carries them for the test's own runs). `restore()` puts both back.
  */
 export async function traceMediaTools(): Promise<{ dir: string; traces(): Promise<string[]>; restore(): void }> {
   const dir = await mkdtemp(join(tmpdir(), 'mediaflow-strace-'));
@@ -143,6 +145,8 @@ export async function traceMediaTools(): Promise<{ dir: string; traces(): Promis
     await chmod(wrapper, 0o755);
     process.env[envName] = wrapper;
   }
+  const savedTools = configureTools({});
+  configureTools({ ...savedTools, ffmpeg: process.env.FFMPEG_PATH, ffprobe: process.env.FFPROBE_PATH });
   dirs.push(dir);
   return {
     dir,
@@ -151,6 +155,7 @@ export async function traceMediaTools(): Promise<{ dir: string; traces(): Promis
       return Promise.all(names.map((n) => readFile(join(dir, n), 'utf8')));
     },
     restore() {
+      configureTools(savedTools);
       for (const [k, v] of Object.entries(saved)) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;

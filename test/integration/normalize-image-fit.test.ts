@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
 import { normalize } from '../../src/pipeline/normalize.js';
+import { fixture } from '../fixtures/generate.js';
 import { animatedGif640, grainyPhoto24mp, noisyAlphaPng, noisyPng12mp, phonePhoto24mp, tiffDirectoryAtEnd } from '../fixtures/noisy-images.js';
 import { input, useScratch } from './normalize-helpers.js';
 
@@ -112,20 +113,35 @@ describe('per-app delivered limits', () => {
   it('an animated GIF over its limit is made smaller and stays animated; too small a limit is refused with advice', async () => {
     const src = await animatedGif640();
     const before = await sharp(src, { animated: true }).metadata();
-    expect([before.width, before.pageHeight, before.pages]).toEqual([640, 480, 30]);
+    expect([before.width, before.pageHeight, before.pages]).toEqual([640, 480, 20]);
     const limit = Math.floor((await stat(src)).size * 0.6);
 
     const out = await normalize(await input(src, 'image/gif', 'image', { deliveredLimitBytes: limit }));
     expect(out.mimeType).toBe('image/gif');
     expect((await stat(out.outputPath)).size).toBeLessThanOrEqual(limit);
     const m = await sharp(out.outputPath, { animated: true }).metadata();
-    expect(m.pages).toBe(30);
+    expect(m.pages).toBe(20);
     expect(out.width).toBeLessThan(640);
     expect(out.width).toBeGreaterThanOrEqual(320);
 
     const err = await rejection(normalize(await input(src, 'image/gif', 'image', { deliveredLimitBytes: 20_000 })));
     expect(err.code).toBe('FILE_TOO_LARGE');
     expect(err.message).toMatch(/^the animation is \d+ KB even as GIF at 320 px on its longest side \(the smallest it is made\), over the 20 KB limit; send a shorter or smaller animation$/);
+  });
+  it('an animated WEBP below the size floor steps its quality down instead, and is refused at its own size', async () => {
+    const src = await fixture('webpAnimated');
+    const plain = await normalize(await input(src, 'image/webp', 'image'));
+    const plainBytes = (await stat(plain.outputPath)).size;
+    const limit = Math.floor(plainBytes * 0.85);
+
+    const out = await normalize(await input(src, 'image/webp', 'image', { deliveredLimitBytes: limit }));
+    expect(out).toMatchObject({ mimeType: 'image/webp', width: 200, height: 150 });
+    expect((await stat(out.outputPath)).size).toBeLessThanOrEqual(limit);
+    expect((await sharp(out.outputPath, { animated: true }).metadata()).pages).toBe(12);
+
+    const err = await rejection(normalize(await input(src, 'image/webp', 'image', { deliveredLimitBytes: 2_000 })));
+    expect(err.code).toBe('FILE_TOO_LARGE');
+    expect(err.message).toMatch(/^the animation is \d+ KB even as WEBP quality 50 at 200 px on its longest side \(its own size\), over the 2 KB limit; send a shorter or smaller animation$/);
   });
 });
 

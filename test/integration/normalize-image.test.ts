@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
+import { configureTools, type ToolPaths } from '../../src/pipeline/ffmpeg/run.js';
 import { decodeHeif } from '../../src/pipeline/heic/decode-heif.js';
 import { HEIF_DECODER_MISSING } from '../../src/pipeline/heic/heif-failure.js';
 import { parseHeifMeta } from '../../src/pipeline/heic/heif-header.js';
@@ -24,10 +25,10 @@ useScratch();
 const runChild = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 
-const savedHeifConvert = process.env.HEIF_CONVERT_PATH;
+let savedPaths: ToolPaths | undefined;
 afterEach(() => {
-  if (savedHeifConvert === undefined) delete process.env.HEIF_CONVERT_PATH;
-  else process.env.HEIF_CONVERT_PATH = savedHeifConvert;
+  if (savedPaths) configureTools(savedPaths);
+  savedPaths = undefined;
 });
 
 /** A stand-in decoder that records that it was started, then does `body`. */
@@ -271,7 +272,7 @@ describe('(11) HEIC photos (heif-convert)', () => {
 
   it('a header declaring 50000x50000 is refused within a second; the decoder never starts', async () => {
     const stand = await standInDecoder('exit 0');
-    process.env.HEIF_CONVERT_PATH = stand.path;
+    savedPaths = configureTools({ heifConvert: stand.path });
     const started = performance.now();
     const err = await rejection(normalize(await input(await fixture('heicBombHeader'), 'image/heic', 'image')));
     expect(performance.now() - started).toBeLessThan(1000);
@@ -297,7 +298,7 @@ describe('(11) HEIC photos (heif-convert)', () => {
   });
 
   it('without the decoder installed, HEIC is UNSUPPORTED_MEDIA_TYPE with a clear message', async () => {
-    process.env.HEIF_CONVERT_PATH = '/nonexistent/bin/heif-convert';
+    savedPaths = configureTools({ heifConvert: '/nonexistent/bin/heif-convert' });
     const err = await rejection(normalize(await input(await fixture('heicRotated'), 'image/heic', 'image')));
     expect(err.code).toBe('UNSUPPORTED_MEDIA_TYPE');
     expect(err.message).toBe(HEIF_DECODER_MISSING);
@@ -305,7 +306,7 @@ describe('(11) HEIC photos (heif-convert)', () => {
 
   it('a decoder that hangs is killed at the timeout with its whole group, and the file refused', async () => {
     const stand = await standInDecoder('sleep 30 & sleep 30');
-    process.env.HEIF_CONVERT_PATH = stand.path;
+    savedPaths = configureTools({ heifConvert: stand.path });
     const req = await input(await fixture('heicRotated'), 'image/heic', 'image', { maxToolMs: 500 });
     const started = performance.now();
     const err = await rejection(normalize(req));

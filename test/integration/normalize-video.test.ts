@@ -1,6 +1,6 @@
 /**
  * Video normalization with the real ffmpeg/ffprobe 5.1 on generated clips: remux vs transcode,
- * the 16 MB budget, faststart, metadata, the poster, abort.
+ * the 16 MB budget, faststart, metadata, the poster, abort (fitting large inputs: normalize-fit.test.ts).
  */
 import { stat } from 'node:fs/promises';
 import { pino } from 'pino';
@@ -101,13 +101,15 @@ describe('(7) 60 s 1080p high bitrate', () => {
 });
 
 describe('the byte budget', () => {
-  it('a compliant clip over the limit is re-encoded to fit it', async () => {
+  it('a compliant clip over the limit is re-encoded to fit it, its audio at 64k since every bit counts', async () => {
     const src = await fixture('mp4Compliant');
     const limits = { ...VIDEO_LIMITS, maxBytes: 300_000 };
     const out = await normalizeVideo(await input(src, 'video/mp4', 'video'), limits);
     expect(out.transform).toBe('transcoded');
     expect((await stat(out.outputPath)).size).toBeLessThanOrEqual(300_000);
-    expect(await packetMd5(out.outputPath, 'a')).toBe(await packetMd5(src, 'a'));
+    const audio = streams(await ffprobe(out.outputPath), 'audio')[0]!;
+    expect(audio).toMatchObject({ codec_name: 'aac' });
+    expect(Number(audio.bit_rate)).toBeLessThan(72_000);
   });
 
   it('an encode that still overshoots is redone at a lower cap (the refit loop), and then fits', async () => {
@@ -126,12 +128,12 @@ describe('the byte budget', () => {
     expect(JSON.parse(retries[0]!)).toMatchObject({ maxBytes });
   });
 
-  it('refuses, saying why, when the budget is below the floor', async () => {
+  it('refuses (FILE_TOO_LARGE), naming the longest duration that fits, when the budget is below the floor', async () => {
     const src = await fixture('webmVp9Opus30s');
     const err = await normalizeVideo(await input(src, 'video/webm', 'video'), { ...VIDEO_LIMITS, maxBytes: 500_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PermanentError);
-    expect((err as PermanentError).code).toBe('MEDIA_REJECTED');
-    expect((err as PermanentError).message).toMatch(/^a 30 s video cannot fit 0.5 MB: it would get \d+ kbit\/s of video, below the 150 kbit\/s floor$/);
+    expect((err as PermanentError).code).toBe('FILE_TOO_LARGE');
+    expect((err as PermanentError).message).toBe('a video of 30 s cannot fit 0.5 MB even at 240p; at most 16 s fits');
   });
 });
 

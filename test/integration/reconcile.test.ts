@@ -4,7 +4,7 @@
  * long backlog from being swept as abandoned.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reconcile } from '../../src/roles.js';
+import { reconcile } from '../../src/jobs/reconcile.js';
 import { sweep } from '../../src/retention/sweep.js';
 import { smallJpeg } from '../helpers/media.js';
 import { multipart, startService, type TestService } from '../helpers/service.js';

@@ -14,18 +14,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
  * reports them. The list only shrinks: the test fails on a violation missing from it, and on a listed
  * one that no longer occurs, so it cannot go stale.
  */
-const KNOWN_VIOLATIONS: Readonly<Record<string, readonly string[]>> = {
-  'src/pipeline/acquire-input.ts': ['imports queue/'],
-  'src/pipeline/process-media.ts': ['imports db/', 'imports ingest/', 'imports queue/', 'imports webhooks/'],
-  'src/roles.ts': ['.query( outside src/db/'],
-};
+const KNOWN_VIOLATIONS: Readonly<Record<string, readonly string[]>> = {};
 
 /** The process-wide logger and metrics registry: any layer that does I/O may report through them. */
 const SHARED = ['log.ts', 'metrics.ts'];
 
 /**
  * DESIGN.md "Where things live": what each folder under src may import besides itself, as a folder
- * or one file in it. Folders missing here (api, cli, jobs, retention, top-level wiring) are not checked.
+ * or one file in it. Folders missing here (api, cli, retention, top-level wiring) are not checked.
  */
 const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   config: [],
@@ -38,6 +34,8 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   pipeline: ['domain', 'net', 'storage/blob-store.ts', 'storage/sealed-format.ts', 'storage/sealed-store.ts', ...SHARED],
   webhooks: ['domain', 'db', 'queue', 'net', ...SHARED],
   ingest: ['domain', 'db', 'queue', 'storage', 'pipeline', ...SHARED],
+  // Everything but api and cli; runtime.ts is the shared handles (pool, queues, store) a handler runs on.
+  jobs: ['config', 'domain', 'net', 'storage', 'db', 'queue', 'pipeline', 'ingest', 'retention', 'webhooks', 'runtime.ts', ...SHARED],
 };
 
 /** Packages src/domain may use: computation only, no file, network, process or database access. */

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { signFileToken, verifyFileToken, deriveSecret } from '../../src/domain/file-token.js';
 import { isInboxKeyOf, MEDIA_PATH_PATTERN, newApiKey, newMediaId, newMediaPath } from '../../src/domain/ids.js';
 import { PermanentError } from '../../src/domain/errors.js';
-import { canonicalMime, decideKind, declaredAgrees, fileTooLarge, inferKind, inputLimitBytes, kindAccepts, type KindQuestion } from '../../src/domain/policies.js';
+import type { MediaKind } from '../../src/domain/kinds.js';
+import { canonicalMime, decideKind, declaredAgrees, deliveredLimitBytes, fileTooLarge, inferKind, inputLimitBytes, kindAccepts, type KindQuestion } from '../../src/domain/policies.js';
 import { contentDisposition, parseRange } from '../../src/api/serve-content.js';
 import { loadConfig } from '../../src/config/index.js';
 
@@ -34,13 +35,32 @@ describe('policies', () => {
     expect(canonicalMime('Audio/X-WAV')).toBe('audio/wav');
   });
 
-  it('uses decimal limits, per-app overrides, and never passes the hard cap', () => {
-    expect(inputLimitBytes('image')).toBe(5_000_000);
-    expect(inputLimitBytes('sticker')).toBe(500_000);
-    expect(inputLimitBytes('document', 50_000_000)).toBe(50_000_000);
-    expect(inputLimitBytes('document', 500_000_000)).toBe(100_000_000);
+  // What comes in (the 413 at upload) vs what goes out (what normalization must fit), per kind.
+  it.each<[string, MediaKind, number | undefined, number, number]>([
+    ['image: a phone photo may be 10x what is delivered', 'image', undefined, 50_000_000, 5_000_000],
+    ['video: up to the hard cap in, 16 MB out', 'video', undefined, 100_000_000, 16_000_000],
+    ['audio: up to the hard cap in, 16 MB out', 'audio', undefined, 100_000_000, 16_000_000],
+    ['voice note: 16 MB in and out', 'voice_note', undefined, 16_000_000, 16_000_000],
+    ['document: not shrunk, so in = out', 'document', undefined, 10_000_000, 10_000_000],
+    ['sticker: the animated limit bounds the input, static is delivered', 'sticker', undefined, 500_000, 100_000],
+    ['image override below its input cap: only the delivery shrinks', 'image', 1_000_000, 50_000_000, 1_000_000],
+    ['image override above its input cap raises the input too', 'image', 80_000_000, 80_000_000, 80_000_000],
+    ['video override: input stays at the hard cap', 'video', 32_000_000, 100_000_000, 32_000_000],
+    ['voice note override above 16 MB raises the input', 'voice_note', 20_000_000, 20_000_000, 20_000_000],
+    ['document raised by the app: in = out', 'document', 50_000_000, 50_000_000, 50_000_000],
+    ['document lowered by the app: in = out', 'document', 1_000, 1_000, 1_000],
+    ['sticker override: in = out', 'sticker', 200_000, 200_000, 200_000],
+    ['override past the hard cap: the hard cap, in and out', 'document', 500_000_000, 100_000_000, 100_000_000],
+  ])('%s', (_name, kind, override, input, delivered) => {
+    expect(inputLimitBytes(kind, override)).toBe(input);
+    expect(deliveredLimitBytes(kind, override)).toBe(delivered);
+  });
+
+  it('a lower configured hard cap binds every input limit, a higher one none', () => {
     expect(inputLimitBytes('video', undefined, 10_000_000)).toBe(10_000_000);
+    expect(inputLimitBytes('image', 80_000_000, 20_000_000)).toBe(20_000_000);
     expect(inputLimitBytes('document', 50_000_000, 200_000_000)).toBe(50_000_000);
+    expect(inputLimitBytes('video', undefined, 200_000_000)).toBe(100_000_000);
   });
 
   // One rule for the upload's first bytes, the slot's declared type and the worker's whole file.

@@ -73,6 +73,12 @@ export const mediaObjectSchema: Json = {
   properties: {
     id: { type: 'string', example: 'med_…' },
     status: { type: 'string', enum: [...MEDIA_STATUSES.filter((s) => s !== 'deleting')] },
+    progress: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 100,
+      description: 'only while `processing` (GET /v1/media/:id): how far the worker is, as it last reported; absent when not known',
+    },
     kind: { type: 'string', enum: [...MEDIA_KINDS], nullable: true },
     mimeType: { type: 'string', nullable: true },
     declaredMimeType: { type: 'string', nullable: true },

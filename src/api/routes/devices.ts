@@ -74,8 +74,7 @@ export function registerDeviceRoutes(app: FastifyInstance, rt: Runtime): void {
       return markDeviceMediaDeleting(c, auth.appId, id);
     });
     if (purged === null) throw new AppError('NOT_FOUND', `no device ${id}`);
-    const jobId = `purge-${auth.appId}-${id}-${Date.now()}`;
-    await rt.queues.add('retention-sweep', { v: 1, appId: auth.appId, deviceId: id }, jobId).catch((err) => {
+    await rt.queues.add('retention-sweep', { v: 1, appId: auth.appId, deviceId: id }).catch((err) => {
       req.log.warn({ err: String(err), deviceId: id }, 'could not enqueue the device purge; the scheduled sweep will do it');
     });
     req.log.info({ deviceId: id, media: purged }, 'device destroyed; purge enqueued');

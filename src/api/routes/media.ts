@@ -18,6 +18,7 @@ import { hardCapBytes, limitFor } from '../../ingest/limits.js';
 import { mediaFieldsSchema, type MediaFields } from '../../ingest/media-fields.js';
 import { checkOwnership } from '../../ingest/ownership.js';
 import { stageUpload, type StagedUpload } from '../../pipeline/stage-upload.js';
+import { readJobProgress } from '../../queue/job-progress.js';
 import { finishDeletion } from '../../retention/purge-media.js';
 import type { Runtime } from '../../runtime.js';
 import { authOf } from '../plugins/auth.js';
@@ -51,8 +52,10 @@ export const jsonBodySchema = mediaFieldsSchema.extend({
   mimeType: z.string().max(255).optional(),
 });
 
-/** The JSON body may carry base64 of the largest kind (16 MB) plus envelope. */
-export const JSON_BODY_LIMIT = Math.ceil((16_000_000 * 4) / 3) + 64 * 1024;
+/** The JSON body may carry base64 of the largest input any kind takes (the hard cap) plus envelope. */
+export function jsonBodyLimit(hardCap: number): number {
+  return Math.ceil((hardCap * 4) / 3) + 64 * 1024;
+}
 
 /** Documentation of the file routes' bodies (OpenAPI only; handlers validate with zod). */
 const contentResponses = {
@@ -71,7 +74,7 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
   };
   app.post('/v1/media', {
     config: { scope: 'media:write' },
-    bodyLimit: JSON_BODY_LIMIT,
+    bodyLimit: jsonBodyLimit(hardCapBytes(rt)),
     schema: routeSchema({
       summary: 'Upload media (multipart file, base64 or URL)',
       description: 'The first bytes are sniffed before anything is kept (415 at once); the size cap is enforced while streaming (413). `?wait=N` answers when the media is ready or failed. `Idempotency-Key` makes a retry return the first answer.',
@@ -126,7 +129,7 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
     config: { scope: 'media:read' },
     schema: routeSchema({
       summary: 'Get a media object',
-      description: '`?scheduledAt=ISO` adds `warnings: ["EXPIRES_BEFORE_SCHEDULE"]` when the media would be gone by then.',
+      description: '`?scheduledAt=ISO` adds `warnings: ["EXPIRES_BEFORE_SCHEDULE"]` when the media would be gone by then. While `processing`, `progress` (0–100) says how far the worker is, when it has said.',
       tags: ['media'], params: idParams, querystring: getQuery,
       responses: { 200: ok(mediaObjectSchema, 'the media object') },
       errors: ['VALIDATION_FAILED', 'NOT_FOUND', 'EXPIRED'],
@@ -137,7 +140,9 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
     const q = parseOr400(getQuery, req.query);
     const row = await visibleMedia(rt, auth.appId, id);
     const warnings = q.scheduledAt ? (new Date(q.scheduledAt).getTime() >= row.expires_at.getTime() ? ['EXPIRES_BEFORE_SCHEDULE'] : []) : undefined;
-    return { success: true, data: presentMedia(rt, req, row, warnings) };
+    // The job id is the media id; Redis slow or down leaves the field out, never the answer.
+    const progress = row.status === 'processing' ? await readJobProgress(rt.redis, rt.queues.get('ingest'), row.id) : undefined;
+    return { success: true, data: presentMedia(rt, req, row, warnings, progress) };
   });
 
   app.get('/v1/media/:id/content', {
@@ -328,7 +333,8 @@ async function createFromJson(rt: Runtime, req: FastifyRequest, appId: string, d
     return { row, requestHash };
   }
   const appLimits = authOf(req).limits;
-  const maxBytes = fields.kind ? limitFor(rt, appLimits)(fields.kind) : Math.min(16_000_000, rt.config.HARD_CAP_BYTES);
+  // Without a kind the type decides it after decoding: until then only the hard cap is known.
+  const maxBytes = fields.kind ? limitFor(rt, appLimits)(fields.kind) : hardCapBytes(rt);
   const decoded = decodeBase64Strict(body.base64!, maxBytes);
   const declared = body.mimeType ?? decoded.dataUrlMime ?? null;
   const staged = await stageUpload(rt, { body: Readable.from([decoded.bytes]), appId, mediaId, kind: fields.kind, declaredMime: declared, limitFor: limitFor(rt, appLimits) });

@@ -301,6 +301,15 @@ export async function touch(db: Queryable, id: string): Promise<void> {
 }
 
 /**
+ * Media whose job still waits (a long backlog, or no worker running): refreshed, so neither the
+ * reconciler nor the sweep takes them for lost before RECONCILE_AFTER_SECONDS passes again.
+ */
+export async function touchUnsettled(db: Queryable, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(`UPDATE media SET updated_at = now() WHERE id = ANY($1::text[]) AND status IN ('queued', 'processing')`, [ids]);
+}
+
+/**
  * A `ready` row whose stored object is gone (found by orphan reconciliation): the bytes cannot come
  * back, so the row stops claiming to be servable. `failed` rows are swept an hour later.
  */

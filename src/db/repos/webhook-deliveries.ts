@@ -48,3 +48,12 @@ export async function recordFailedAttempt(db: Queryable, id: string, statusCode:
     [id, statusCode, error.slice(0, 500), finalAttempt],
   );
 }
+
+/** Deliveries still `pending` after this long: their job may be lost, and the reconciler looks. */
+export async function findStalePending(db: Queryable, olderThanSeconds: number, limit = 500): Promise<Array<{ id: string }>> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM webhook_deliveries WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2`,
+    [olderThanSeconds, limit],
+  );
+  return rows;
+}

@@ -81,15 +81,30 @@ export class ToolExitError extends Error {
 
 const STDERR_TAIL_BYTES = 4096;
 
-const BINARY_ENV: Readonly<Record<Tool, string>> = { ffmpeg: 'FFMPEG_PATH', ffprobe: 'FFPROBE_PATH', 'heif-convert': 'HEIF_CONVERT_PATH' };
+/** Where the tools are: FFMPEG_PATH, FFPROBE_PATH and HEIF_CONVERT_PATH from the configuration. */
+export interface ToolPaths {
+  ffmpeg?: string | undefined;
+  ffprobe?: string | undefined;
+  heifConvert?: string | undefined;
+}
+
+let toolPaths: ToolPaths = {};
 
 /**
- * The binary to run: `FFMPEG_PATH` / `FFPROBE_PATH` / `HEIF_CONVERT_PATH` when set (read per call
- * so tests can point elsewhere), else the tool's name, looked up on PATH.
+ * Set once at role start-up from the configuration, rather than threaded through every normalize
+ * call down to here. Returns the paths set before, so a test that points a tool elsewhere can put
+ * them back.
  */
+export function configureTools(paths: ToolPaths): ToolPaths {
+  const before = toolPaths;
+  toolPaths = { ...paths };
+  return before;
+}
+
+/** The binary to run: the configured path when set, else the tool's name, looked up on PATH. */
 export function toolBinary(tool: Tool): string {
-  const fromEnv = process.env[BINARY_ENV[tool]];
-  return fromEnv && fromEnv.trim() !== '' ? fromEnv : tool;
+  const configured = tool === 'heif-convert' ? toolPaths.heifConvert : toolPaths[tool];
+  return configured && configured.trim() !== '' ? configured : tool;
 }
 
 /**

@@ -1,30 +1,32 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AppError, isPermanent, PermanentError, StorageError } from '../domain/errors.js';
-import { isDatabaseDown } from '../db/errors.js';
+import { UnrecoverableError } from 'bullmq';
+import { AppError, PermanentError } from '../domain/errors.js';
 import { sanitizeFilename } from '../domain/filename.js';
-import { newMediaPath, newRunId, runStorageKey, runVariantKey, stagingKey, storageKey } from '../domain/ids.js';
-import type { MediaKind } from '../domain/kinds.js';
+import { newRunId, runStorageKey, runVariantKey, stagingKey } from '../domain/ids.js';
 import { canonicalMime, decideKind, fileTooLarge, type KindLimits } from '../domain/policies.js';
 import * as appsRepo from '../db/repos/apps.js';
 import * as mediaRepo from '../db/repos/media.js';
 import type { MediaRow } from '../db/repos/media.js';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.js';
+import { newMediaRow } from '../ingest/commit-media.js';
 import { hardCapBytes, limitFor } from '../ingest/limits.js';
 import { checkOwnership } from '../ingest/ownership.js';
-import { ttlFor } from '../ingest/ttl.js';
-import type { Queues } from '../queue/queues.js';
-import { dispatchDelivery, recordMediaEvent } from '../webhooks/emit.js';
 import type { Logger } from '../log.js';
 import { bytesStoredTotal, processingSeconds } from '../metrics.js';
+import { acquireInput } from '../pipeline/acquire-input.js';
+import { sealFileToStore } from '../pipeline/encrypt.js';
+import { normalize } from '../pipeline/normalize.js';
+import { sniffFile } from '../pipeline/sniff.js';
 import type { IngestPayload } from '../queue/payloads.js';
+import type { Queues } from '../queue/queues.js';
+import type { Runtime } from '../runtime.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { Keyring } from '../storage/sealed-format.js';
-import { acquireInput } from './acquire-input.js';
-import { sealFileToStore } from './encrypt.js';
-import { normalize } from './normalize.js';
-import { sniffFile } from './sniff.js';
+import { dispatchDelivery, recordMediaEvent } from '../webhooks/emit.js';
+import type { JobContext } from './job-context.js';
+import { decideFailure } from './failure.js';
 
 export interface ProcessDeps {
   pool: Pool;
@@ -52,6 +54,21 @@ export interface ProcessContext {
 }
 
 export type ProcessOutcome = 'ready' | 'failed' | 'skipped';
+
+/**
+ * The `ingest` job: a producer that enqueued without a media id gets one from the job's id, and a
+ * media that ends `failed` fails the job for good (the row says why; another attempt would change
+ * nothing).
+ */
+export async function processMediaJob(rt: Runtime, payload: IngestPayload, job: JobContext): Promise<ProcessOutcome> {
+  const outcome = await processMedia(
+    { ...rt, log: job.log },
+    { ...payload, mediaId: payload.mediaId ?? `med_q${job.id}` },
+    { attempt: job.attempt, finalAttempt: job.finalAttempt, signal: job.signal, onProgress: job.progress },
+  );
+  if (outcome === 'failed') throw new UnrecoverableError('media rejected');
+  return outcome;
+}
 
 /**
  * The media-ingest handler: the worker's only logic is this composition of steps. Safe to run
@@ -179,12 +196,12 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     await ctx.onProgress?.(100);
     return 'ready';
   } catch (err) {
-    // An outage (storage, database) is never the media's fault: it stays queued past the last
-    // attempt, and the reconciler hands it to the queue again, so an accepted upload survives an
-    // outage of any length. Other faults give up on the last attempt.
-    if (isPermanent(err) || (ctx.finalAttempt && !isOutage(err))) {
+    // An outage (storage, database) is never the media's fault: decideFailure keeps it queued past
+    // the last attempt, for the reconciler to hand to the queue again.
+    const decision = decideFailure(err, ctx);
+    if (decision.final) {
       const e = err instanceof AppError ? err : new AppError('INTERNAL', 'processing failed after all retries');
-      if (!isPermanent(err)) log.error({ err }, 'processing failed on the final attempt');
+      if (decision.kind !== 'permanent') log.error({ err }, 'processing failed on the final attempt');
       else log.info({ code: e.code, reason: e.message }, 'media rejected');
       const { row: failed, delivery } = await settle(deps, (c) => mediaRepo.markFailed(c, mediaId, e.code, e.message, { claimToken: runId }), 'media.failed');
       await discardWritten(deps, mediaId, written, log);
@@ -239,12 +256,6 @@ async function settle(
   });
 }
 
-/** Faults of what we depend on, not of the job: storage, PostgreSQL or Redis unreachable. */
-export function isOutage(err: unknown): boolean {
-  if (err instanceof StorageError || isDatabaseDown(err)) return true;
-  return err instanceof AppError && (err.code === 'STORAGE_UNAVAILABLE' || err.code === 'QUEUE_UNAVAILABLE');
-}
-
 async function removeStaging(deps: ProcessDeps, row: MediaRow, log: Logger): Promise<void> {
   const key = stagingKey(row.app_id, row.id);
   try {
@@ -264,27 +275,22 @@ async function createRowForProducerJob(deps: ProcessDeps, payload: IngestPayload
     throw new PermanentError('NOT_FOUND', `unknown app ${payload.appId}`);
   }
   await checkOwnership(deps.pool, payload.appId, { deviceId: payload.deviceId });
-  const deviceId = payload.deviceId ?? null;
   try {
-    return await mediaRepo.insertMedia(deps.pool, {
-      id: payload.mediaId!,
-      appId: payload.appId,
-      deviceId,
-      folderId: null,
-      kind: (payload.kind ?? null) as MediaKind,
-      source: payload.source.type === 'url' ? 'url' : 'queue',
-      sourceUrl: payload.source.type === 'url' ? payload.source.url : null,
-      declaredMime: null,
-      originalName: null,
-      name: null,
-      description: null,
-      inputBytes: null,
-      mediaPath: newMediaPath(deviceId ?? payload.appId),
-      storageKey: storageKey(payload.appId, payload.mediaId!),
-      stagingKey: null,
-      ttlSeconds: ttlFor(deps.config, payload.ttlSeconds),
-      correlationId: payload.correlationId ?? null,
-    });
+    return await mediaRepo.insertMedia(
+      deps.pool,
+      newMediaRow(deps.config, {
+        appId: payload.appId,
+        mediaId: payload.mediaId!,
+        kind: payload.kind ?? null,
+        source: payload.source.type === 'url' ? 'url' : 'queue',
+        sourceUrl: payload.source.type === 'url' ? payload.source.url : null,
+        declaredMime: null,
+        originalName: null,
+        inputBytes: null,
+        stagingKey: null,
+        fields: { deviceId: payload.deviceId, ttlSeconds: payload.ttlSeconds, correlationId: payload.correlationId },
+      }),
+    );
   } catch (err) {
     // Two deliveries raced to create it: the other one's row stands.
     if ((err as { code?: string }).code === '23505') return mediaRepo.getMediaById(deps.pool, payload.mediaId!);
