@@ -11,7 +11,7 @@ import * as mediaRepo from '../db/repos/media.js';
 import type { MediaRow } from '../db/repos/media.js';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.js';
 import { newMediaRow } from '../ingest/commit-media.js';
-import { hardCapBytes, limitFor } from '../ingest/limits.js';
+import { deliveredLimitFor, hardCapBytes, limitFor } from '../ingest/limits.js';
 import { checkOwnership } from '../ingest/ownership.js';
 import type { Logger } from '../log.js';
 import { bytesStoredTotal, processingSeconds } from '../metrics.js';
@@ -111,7 +111,9 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
   const written: string[] = [];
   try {
     const app = await appsRepo.getApp(deps.pool, row.app_id);
-    const limitOf = limitFor(deps, (app?.limits ?? {}) as KindLimits);
+    const appLimits = (app?.limits ?? {}) as KindLimits;
+    // Two limits: what may come in (413 past it) and what is delivered, which normalization makes fit.
+    const limitOf = limitFor(deps, appLimits);
     // A kind not yet known (inferred below) can only be held to the hard cap while the input arrives.
     const maxBytes = row.kind ? limitOf(row.kind) : hardCapBytes(deps);
     const input = await acquireInput(
@@ -141,6 +143,7 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       inputPath: input.path,
       sniffedMime: sniffed.mime!,
       kind,
+      deliveredLimitBytes: deliveredLimitFor(appLimits)(kind),
       scratchDir,
       log,
       signal: ctx.signal,

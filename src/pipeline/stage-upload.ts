@@ -53,6 +53,8 @@ export async function stageUpload(deps: { store: BlobStore; keyring: Keyring }, 
   if (head.length === 0) throw new AppError('VALIDATION_FAILED', 'the file is empty', { fields: { file: 'empty' } });
 
   const sniffed = await sniffBuffer(head, ended);
+  // A provisional type (only a TIFF or zip header in these bytes) passes when the kind takes it; the
+  // worker's sniff of the whole file decides, and refuses what the rest does not bear out.
   const kind = decideKind({ kind: input.kind, mime: sniffed.mime, declared: input.declaredMime, seen: 'head' });
   const limit = input.limitFor(kind);
   if (head.length > limit) throw fileTooLarge(limit);

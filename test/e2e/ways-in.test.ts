@@ -154,7 +154,8 @@ describe('upload slots', () => {
     const right = await slot('application/pdf', pdf.length);
     expect((await fetch(right.uploadUrl, { method: 'PUT', body: pdf })).status).toBe(202);
     expect((await fetch(`${svc.url}/v1/uploads/${'A'.repeat(43)}`, { method: 'PUT', body: pdf })).status).toBe(404);
-    const tooBig = await postJson(svc, app.apiKey, '/v1/media/uploads', { mimeType: 'image/png', byteSize: 6_000_000 });
+    // Images are made to fit 5 MB, so up to 50 MB comes in; past that the slot is refused at once.
+    const tooBig = await postJson(svc, app.apiKey, '/v1/media/uploads', { mimeType: 'image/png', byteSize: 50_000_001 });
     expect(tooBig.status).toBe(413);
     const badType = await postJson(svc, app.apiKey, '/v1/media/uploads', { mimeType: 'application/x-msdownload', byteSize: 100 });
     expect(badType.status).toBe(415);

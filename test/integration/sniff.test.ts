@@ -4,7 +4,7 @@
  * sees is the first 64 KiB (`sniffBuffer` on the head), what the worker sees is the whole file
  * (`sniffFile`); `decideKind` is the rule both feed.
  */
-import { mkdtemp, open, readFile, rm, stat, truncate, copyFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileTypeFromFile } from 'file-type';
@@ -134,7 +134,7 @@ describe('ZIP-based documents', () => {
 
   it('a zip that is no Office document stays a zip, which no kind accepts', async () => {
     const file = path.join(dir, 'photos.zip');
-    await import('node:fs/promises').then((fs) => fs.writeFile(file, buildZip([{ name: 'a.bin', data: incompressible(100_000), method: 0 }, { name: 'word/document.xml', data: Buffer.from('<x/>') }])));
+    await writeFile(file, buildZip([{ name: 'a.bin', data: incompressible(100_000), method: 0 }, { name: 'word/document.xml', data: Buffer.from('<x/>') }]));
     const whole = await sniffFile(file);
     expect(whole.mime).toBe('application/zip');
     expect(() => decideKind({ kind: 'document', mime: whole.mime, seen: 'whole' })).toThrow(/not accepted for kind document/);
