@@ -14,7 +14,6 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { PermanentError } from '../../src/domain/errors.js';
 import { decideKind } from '../../src/domain/policies.js';
 import { buildVideoArgs } from '../../src/pipeline/ffmpeg/args.js';
 import { VIDEO_LIMITS } from '../../src/pipeline/ffmpeg/av-limits.js';
@@ -25,19 +24,10 @@ import { normalize } from '../../src/pipeline/normalize.js';
 import { sniffFile } from '../../src/pipeline/sniff.js';
 import { fixture } from '../fixtures/generate.js';
 import { aviWithGab2, hlsPlaylist } from '../fixtures/ssrf-media.js';
-import { ffprobe, input, processesMentioning, processTable, scratch, toolChildren, traceMediaTools, useScratch } from './normalize-helpers.js';
+import { ffprobe, input, processesMentioning, processTable, rejection, scratch, toolChildren, traceMediaTools, useScratch } from './normalize-helpers.js';
 
 useScratch();
 const run = promisify(execFile);
-
-async function rejection(p: Promise<unknown>): Promise<PermanentError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PermanentError);
-  return err as PermanentError;
-}
 
 /**
  * Canary files standing in for /etc/passwd, and the playlist segments naming them: a `file://`

@@ -7,7 +7,8 @@ import { chmod, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
+import { PermanentError } from '../../src/domain/errors.js';
 import type { MediaKind } from '../../src/domain/kinds.js';
 import { silentLogger } from '../../src/log.js';
 import { configureTools } from '../../src/pipeline/ffmpeg/run.js';
@@ -162,4 +163,14 @@ export async function traceMediaTools(): Promise<{ dir: string; traces(): Promis
       }
     },
   };
+}
+
+/** The PermanentError a step rejects with (fails the test when it resolves or rejects otherwise). */
+export async function rejection(p: Promise<unknown>): Promise<PermanentError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(PermanentError);
+  return err as PermanentError;
 }

@@ -6,11 +6,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { PermanentError } from '../../src/domain/errors.js';
 import { normalize } from '../../src/pipeline/normalize.js';
 import { fixture } from '../fixtures/generate.js';
 import { animatedGif640, grainyPhoto24mp, noisyAlphaPng, noisyPng12mp, phonePhoto24mp, tiffDirectoryAtEnd } from '../fixtures/noisy-images.js';
-import { input, useScratch } from './normalize-helpers.js';
+import { input, rejection, useScratch } from './normalize-helpers.js';
 
 useScratch();
 
@@ -20,15 +19,6 @@ const MB = 1_000_000;
 async function plainJpegBytes(path: string): Promise<number> {
   const out = await sharp(path).resize({ width: 4096, height: 4096, fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 82 }).toBuffer();
   return out.length;
-}
-
-async function rejection(p: Promise<unknown>): Promise<PermanentError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PermanentError);
-  return err as PermanentError;
 }
 
 describe('phone photos over 5 MB', () => {

@@ -10,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PermanentError } from '../../src/domain/errors.js';
 import { configureTools, type ToolPaths } from '../../src/pipeline/ffmpeg/run.js';
 import { decodeHeif } from '../../src/pipeline/heic/decode-heif.js';
 import { HEIF_DECODER_MISSING } from '../../src/pipeline/heic/heif-failure.js';
@@ -19,7 +18,7 @@ import { IMAGE_LIMITS } from '../../src/pipeline/image/limits.js';
 import { normalize } from '../../src/pipeline/normalize.js';
 import { normalizeImage } from '../../src/pipeline/normalize-image.js';
 import { fixture } from '../fixtures/generate.js';
-import { exifHasGps, input, processesMentioning, scratch, useScratch } from './normalize-helpers.js';
+import { exifHasGps, input, processesMentioning, rejection, scratch, useScratch } from './normalize-helpers.js';
 
 useScratch();
 const runChild = promisify(execFile);
@@ -39,15 +38,6 @@ async function standInDecoder(body: string): Promise<{ path: string; ran: () => 
   await writeFile(path, `#!/bin/sh\n: > '${marker}'\n${body}\n`);
   await chmod(path, 0o755);
   return { path, ran: () => access(marker).then(() => true, () => false) };
-}
-
-async function rejection(p: Promise<unknown>): Promise<PermanentError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PermanentError);
-  return err as PermanentError;
 }
 
 async function pixel(path: string, x: number, y: number): Promise<number[]> {

@@ -14,14 +14,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { PermanentError } from '../../src/domain/errors.js';
 import type { MediaKind } from '../../src/domain/kinds.js';
 import { MAX_STREAMS } from '../../src/pipeline/ffmpeg/av-limits.js';
 import { demuxerFor } from '../../src/pipeline/ffmpeg/demuxer.js';
 import { probeMedia } from '../../src/pipeline/ffmpeg/probe-media.js';
 import { normalize } from '../../src/pipeline/normalize.js';
 import { fixture } from '../fixtures/generate.js';
-import { ffprobe, input, scratch, traceMediaTools, useScratch } from './normalize-helpers.js';
+import { ffprobe, input, rejection, scratch, traceMediaTools, useScratch } from './normalize-helpers.js';
 
 useScratch();
 const run = promisify(execFile);
@@ -60,15 +59,6 @@ const FORMATS: Array<{ mime: string; kind: MediaKind; ext: string; make: string[
   { mime: 'audio/flac', kind: 'audio', ext: 'flac', make: [...AUDIO_IN, '-c:a', 'flac', '-f', 'flac'] },
   { mime: 'image/bmp', kind: 'image', ext: 'bmp', make: [...VIDEO_IN, '-frames:v', '1', '-c:v', 'bmp', '-f', 'image2'] },
 ];
-
-async function rejection(p: Promise<unknown>): Promise<PermanentError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(PermanentError);
-  return err as PermanentError;
-}
 
 describe('(9) only the forced demuxer may open', () => {
   it.each(FORMATS)('$mime ($kind): read and normalized with the format whitelist', async ({ mime, kind, ext, make }) => {
