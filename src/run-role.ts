@@ -1,12 +1,14 @@
 import { ConfigError, type Config } from './config/index.js';
 import { migrate } from './db/migrate.js';
 import type { Logger } from './log.js';
+import { checkPrerequisites, EXIT_UNAVAILABLE, isUnreachable, postgresProblem, PrerequisiteError } from './preflight.js';
 import { startRoles, type Role, type Running } from './roles.js';
 
 /**
- * Runs a role as this process's job, for `mediaflow start` and `workers/*.worker.ts` alike: applies
- * migrations, starts the role, and stops it gracefully on SIGTERM/SIGINT (exit 0 once drained, 1 if
- * the drain outlives SHUTDOWN_TIMEOUT_SECONDS; a second signal exits at once).
+ * Runs a role as this process's job, for `mediaflow start` and `workers/*.worker.ts` alike: checks
+ * that Redis, PostgreSQL and (for roles that process media) ffmpeg are there, applies migrations,
+ * starts the role, and stops it gracefully on SIGTERM/SIGINT (exit 0 once drained, 1 if the drain
+ * outlives SHUTDOWN_TIMEOUT_SECONDS; a second signal exits at once).
  */
 export async function runRole(config: Config, log: Logger, role: Role): Promise<Running> {
   // Handlers go in first: a SIGTERM while migrations run or roles start is honoured as soon as
@@ -41,7 +43,12 @@ export async function runRole(config: Config, log: Logger, role: Role): Promise<
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  await migrate(config.DATABASE_URL, log);
+  // What is missing at start is reported at once, one line each; an outage after this is ridden out.
+  const warnings = await checkPrerequisites(config, { mediaTools: role === 'worker' || role === 'all' });
+  for (const w of warnings) log.warn(w);
+  await migrate(config.DATABASE_URL, log).catch(async (err: unknown) => {
+    throw isUnreachable(err) ? new PrerequisiteError([await postgresProblem(config.DATABASE_URL, err)]) : err;
+  });
   const running = await startRoles(config, log, role);
   started.running = running;
   if (requested) {
@@ -52,11 +59,12 @@ export async function runRole(config: Config, log: Logger, role: Role): Promise<
 }
 
 /**
- * How a failed start (or CLI command) ends the process: one line on stderr, exit 78 (EX_CONFIG) for
- * a bad configuration, 1 otherwise.
+ * How a failed start (or CLI command) ends the process: one line on stderr (one per missing piece),
+ * exit 78 (EX_CONFIG) for a bad configuration, 69 (EX_UNAVAILABLE) for Redis, PostgreSQL or a media
+ * tool missing at start, 1 otherwise.
  */
 export function exitOnFailure(err: unknown): never {
-  const message = (err as Error | undefined)?.message ?? String(err);
-  process.stderr.write(`mediaflow: ${message}\n`);
-  process.exit(err instanceof ConfigError ? 78 : 1);
+  const message = (err as Error | undefined)?.message || String(err);
+  process.stderr.write(message.split('\n').map((line) => `mediaflow: ${line}\n`).join(''));
+  process.exit(err instanceof ConfigError ? 78 : err instanceof PrerequisiteError ? EXIT_UNAVAILABLE : 1);
 }

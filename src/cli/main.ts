@@ -66,6 +66,15 @@ program
     await runRole(cfg, createLogger({ level: cfg.LOG_LEVEL }), o.role);
   });
 
+program
+  .command('doctor')
+  .description('check Node, ffmpeg, Redis, PostgreSQL, storage and master keys, with what to fix; exit 1 when a check fails')
+  .option('--json', 'a JSON array of {check, status, detail, fix}')
+  .action(async (o: { json?: boolean }) => {
+    const { doctor } = await import('./doctor.js');
+    process.exitCode = await doctor({ json: !!o.json });
+  });
+
 const apps = program.command('apps').description('manage apps');
 apps
   .command('create')

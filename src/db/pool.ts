@@ -71,3 +71,21 @@ export async function withTransaction<T>(db: pg.Pool | pg.PoolClient, fn: (c: pg
 export async function pingDatabase(db: Queryable): Promise<void> {
   await db.query('SELECT 1');
 }
+
+/**
+ * One connection attempt with no pool and no retry, for start-up checks: resolves when PostgreSQL
+ * answers, even to say the database does not exist yet (migrations create it); rejects with the
+ * connection's error otherwise (ECONNREFUSED, ENOTFOUND, a timeout, a refused login).
+ */
+export async function probeDatabase(databaseUrl: string, timeoutMs = 2000): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: timeoutMs });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    if ((err as { code?: string }).code === '3D000') return;
+    throw err;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}

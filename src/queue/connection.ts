@@ -35,3 +35,29 @@ export async function waitReady(redis: Redis, timeoutMs = 5000): Promise<void> {
     redis.on('ready', onReady);
   });
 }
+
+/**
+ * One connection attempt with no retry, for start-up checks and `mediaflow doctor`: resolves with a
+ * ready connection (the caller disconnects it), or rejects with what the socket said (ECONNREFUSED,
+ * ENOTFOUND, a timeout, a refused AUTH) rather than ioredis's bare "Connection is closed.".
+ */
+export async function connectOnce(url: string, timeoutMs = 2000): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+  let cause: Error | undefined;
+  redis.on('error', (err: Error) => (cause ??= err));
+  // connectTimeout ends at the TCP handshake; a peer that accepts and then says nothing (not a
+  // Redis) would hold the ready check forever.
+  const deadline = setTimeout(() => {
+    cause ??= Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' });
+    redis.disconnect();
+  }, timeoutMs);
+  try {
+    await redis.connect();
+    return redis;
+  } catch (err) {
+    redis.disconnect();
+    throw cause ?? err;
+  } finally {
+    clearTimeout(deadline);
+  }
+}

@@ -1,8 +1,9 @@
 /**
- * The README's "run it" command on a machine with only local Redis and PostgreSQL: `npm start`
- * creates the database when missing, applies migrations, generates a development master key with a
- * warning, and serves /readyz 200; SIGTERM stops it with exit 0. A bad value stops the start with
- * one line naming the variable.
+ * The README's "run it" command on a machine with everything present (media tools, local Redis and
+ * PostgreSQL): its set-up step (scripts/setup.sh, the prestart) says nothing, and `npm start` creates
+ * the database when missing, applies migrations, generates a development master key with a warning,
+ * and serves /readyz 200; SIGTERM stops it with exit 0. A bad value stops the start with one line
+ * naming the variable. What a machine lacking something sees is in bare-machine.test.ts.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -40,6 +41,7 @@ describe('npm start', () => {
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200, 60_000, 250);
       expect(run.output()).toMatch(/generated a development master key/);
+      expect(run.output()).not.toMatch(/\[setup\]/);
       expect((await readFile(path.join(dataDir, 'master.key'), 'utf8')).trim()).toMatch(/^[A-Za-z0-9+/]{43}=$/);
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     } finally {
