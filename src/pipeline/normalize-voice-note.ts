@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PermanentError } from '../domain/errors.js';
 import { canonicalMime } from '../domain/policies.js';
-import { buildVoiceNoteArgs, buildVoiceNoteRemuxArgs, type InputSpec } from './ffmpeg/args.js';
+import { buildVoiceNoteRunArgs, type InputSpec } from './ffmpeg/args.js';
 import { capToolTimeout, toolTimeoutMs, VOICE_NOTE_LIMITS, type VoiceNoteLimits } from './ffmpeg/av-limits.js';
 import { decideVoiceNote } from './ffmpeg/decide-audio.js';
 import { demuxerFor } from './ffmpeg/demuxer.js';
@@ -36,37 +36,22 @@ export async function normalizeVoiceNote(input: NormalizeInput, limits: VoiceNot
 
   const report = createProgressThrottle(input.onProgress);
   const waveform = createWaveformAccumulator({ sampleRate: limits.waveformSampleRate, bars: limits.waveformBars });
-  const capMs = Math.min((decision.durationMs ?? limits.maxDurationMs) + 1000, limits.maxDurationMs);
-  const onProgressTime = (ms: number): void => {
-    const p = progressPercent(ms, decision.durationMs);
-    if (p !== null) report(p);
-  };
-  const onStdout = (chunk: Buffer): void => waveform.push(chunk);
-
   const outputPath = join(input.scratchDir, 'voice.ogg');
-  if (decision.action === 'remux') {
-    await withToolErrors('remuxing the voice note', () =>
-      runFfmpeg({
-        args: buildVoiceNoteRemuxArgs(source, { audioIndex: decision.audioIndex, maxDurationMs: capMs, waveformSampleRate: limits.waveformSampleRate }, outputPath),
-        timeoutMs: capToolTimeout(toolTimeoutMs('decode', decision.durationMs ?? limits.maxDurationMs), input.maxToolMs),
-        signal: input.signal,
-        log: input.log,
-        onProgressTime,
-        onStdout,
-      }),
-    );
-  } else {
-    const plan = { audioIndex: decision.audioIndex, kbps: decision.kbps, maxDurationMs: capMs, waveformSampleRate: limits.waveformSampleRate };
-    await withToolErrors('encoding the voice note', () =>
-      runFfmpeg({
-        args: buildVoiceNoteArgs(source, plan, outputPath),
-        timeoutMs: capToolTimeout(toolTimeoutMs('encode', decision.durationMs ?? limits.maxDurationMs), input.maxToolMs),
-        signal: input.signal,
-        log: input.log,
-        onProgressTime,
-        onStdout,
-      }),
-    );
+  const remux = decision.action === 'remux';
+  await withToolErrors(remux ? 'remuxing the voice note' : 'encoding the voice note', () =>
+    runFfmpeg({
+      args: buildVoiceNoteRunArgs(source, decision, limits, outputPath),
+      timeoutMs: capToolTimeout(toolTimeoutMs(remux ? 'decode' : 'encode', decision.durationMs ?? limits.maxDurationMs), input.maxToolMs),
+      signal: input.signal,
+      log: input.log,
+      onProgressTime: (ms) => {
+        const p = progressPercent(ms, decision.durationMs);
+        if (p !== null) report(p);
+      },
+      onStdout: (chunk) => waveform.push(chunk),
+    }),
+  );
+  if (!remux) {
     const outBytes = (await stat(outputPath)).size;
     if (outBytes > limits.maxBytes) {
       throw new PermanentError('MEDIA_REJECTED', `the voice note is ${(outBytes / 1_000_000).toFixed(1)} MB as Opus, over the ${limits.maxBytes / 1_000_000} MB limit`);

@@ -1,8 +1,12 @@
 /**
  * Video normalization with the real ffmpeg/ffprobe 5.1 on generated clips: remux vs transcode,
- * the 16 MB budget, faststart, metadata, the poster, abort (fitting large inputs: normalize-fit.test.ts).
+ * the 16 MB budget, faststart, metadata, the poster, the tool runs a remux costs (strace), abort
+ * (fitting large inputs: normalize-fit.test.ts).
  */
-import { stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -11,9 +15,10 @@ import { VIDEO_LIMITS } from '../../src/pipeline/ffmpeg/av-limits.js';
 import { normalize } from '../../src/pipeline/normalize.js';
 import { normalizeVideo } from '../../src/pipeline/normalize-video.js';
 import { fixture } from '../fixtures/generate.js';
-import { ffprobe, input, packetMd5, processesMentioning, topLevelBoxes, useScratch } from './normalize-helpers.js';
+import { ffprobe, input, packetMd5, processesMentioning, scratch, topLevelBoxes, traceMediaTools, useScratch } from './normalize-helpers.js';
 
 useScratch();
+const run = promisify(execFile);
 
 function streams(p: Awaited<ReturnType<typeof ffprobe>>, type: string): Array<Record<string, unknown>> {
   return p.streams.filter((s) => s.codec_type === type);
@@ -69,11 +74,43 @@ describe('(6) compliant MP4', () => {
     expect(after.format.tags?.title).toBeUndefined();
     expect(after.format.tags?.location).toBeUndefined();
     await expectFaststartMp4(out.outputPath);
+    // The facts come from the input's probe (the output is not probed): they are the stored file's.
+    expect(out.durationMs).toBe(Math.round(Number(after.format.duration) * 1000));
+    expect([out.width, out.height]).toEqual([streams(after, 'video')[0]!.width, streams(after, 'video')[0]!.height]);
+    expect(out.variants).toEqual([{ name: 'poster', path: expect.stringMatching(/poster\.jpg$/), mimeType: 'image/jpeg' }]);
+    const pm = await sharp(out.variants[0]!.path).metadata();
+    expect([pm.format, pm.width, pm.height]).toEqual(['jpeg', 320, 240]);
   });
 
-  it('a portrait (rotated) clip is remuxed and reported at its displayed size', async () => {
+  it('a portrait (rotated) clip is remuxed and reported at its displayed size, its poster upright', async () => {
     const out = await normalize(await input(await fixture('mp4Rotated'), 'video/mp4', 'video'));
-    expect(out).toMatchObject({ transform: 'remuxed', width: 240, height: 320 });
+    expect(out).toMatchObject({ transform: 'remuxed', width: 240, height: 320, durationMs: 3000 });
+    const pm = await sharp(out.variants[0]!.path).metadata();
+    expect([pm.width, pm.height]).toEqual([240, 320]);
+  });
+
+  it('a compliant MP4 costs one ffprobe and one ffmpeg run (remux and poster together); other containers are probed after', async () => {
+    const src = await fixture('mp4Compliant'); // before tracing: the fixture cache is keyed by the ffmpeg path
+    const mkv = join(await scratch(), 'compliant.mkv');
+    await run(process.env.FFMPEG_PATH || 'ffmpeg', ['-nostdin', '-v', 'error', '-i', src, '-map', '0', '-c', 'copy', '-f', 'matroska', mkv]);
+    const tracer = await traceMediaTools();
+    try {
+      const runs = async (): Promise<Record<string, number>> => {
+        const names = (await readdir(tracer.dir)).filter((n) => n.endsWith('.trace'));
+        return { ffprobe: names.filter((n) => n.startsWith('ffprobe.')).length, ffmpeg: names.filter((n) => n.startsWith('ffmpeg.')).length };
+      };
+      const mp4 = await normalize(await input(src, 'video/mp4', 'video'));
+      expect(mp4).toMatchObject({ transform: 'remuxed', durationMs: 4000 });
+      expect(await runs()).toEqual({ ffprobe: 1, ffmpeg: 1 });
+
+      const fromMkv = await normalize(await input(mkv, 'video/matroska', 'video'));
+      expect(fromMkv).toMatchObject({ transform: 'remuxed', width: 320, height: 240 });
+      expect((await sharp(fromMkv.variants[0]!.path).metadata()).width).toBe(320);
+      expect(await runs()).toEqual({ ffprobe: 3, ffmpeg: 2 });
+      expect(Math.abs(fromMkv.durationMs! - Number((await ffprobe(fromMkv.outputPath)).format.duration) * 1000)).toBeLessThanOrEqual(1);
+    } finally {
+      tracer.restore();
+    }
   });
 
   it('H.264 with PCM audio: video packets copied, audio encoded to AAC', async () => {

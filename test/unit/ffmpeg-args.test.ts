@@ -9,6 +9,7 @@ import {
   buildVideoArgs,
   buildVoiceNoteArgs,
   buildVoiceNoteRemuxArgs,
+  buildVoiceNoteRunArgs,
   inputArgs,
 } from '../../src/pipeline/ffmpeg/args.js';
 import { AUDIO_REMUX_TARGETS } from '../../src/pipeline/ffmpeg/decide-audio.js';
@@ -119,6 +120,49 @@ describe('buildVideoArgs', () => {
     const a = buildVideoArgs(mp4, { action: 'remux', durationMs: 10_800_000, videoIndex: 0, audioIndex: null, width: 2, height: 2 }, 10_800_000, '/s/o.mp4');
     expect(a[a.indexOf('-t') + 1]).toBe('10800.000');
   });
+
+  const remux = { action: 'remux', durationMs: 4000, videoIndex: 0, audioIndex: 1, width: 320, height: 240 } as const;
+  const poster = { path: '/s/p.jpg', seekSeconds: 1 };
+
+  it('remux with its poster in the same run: the input opened again, seeked and bounded, one MJPEG frame, written first', () => {
+    expect(buildVideoArgs(mp4, remux, 10_800_000, '/s/out.mp4', poster)).toEqual([
+      ...HEAD, '-enable_drefs', '0', '-format_whitelist', 'mov', '-f', 'mov', '-i', 'file:/s/in.mp4',
+      '-threads', '2', '-protocol_whitelist', 'file,pipe', '-enable_drefs', '0', '-ss', '1.000', '-t', '1.000', '-format_whitelist', 'mov', '-f', 'mov', '-i', 'file:/s/in.mp4',
+      '-map', '1:0', '-an', ...STRIP, '-frames:v', '1', '-c:v', 'mjpeg', '-q:v', '4', '-f', 'image2', '-update', '1', 'file:/s/p.jpg',
+      '-map', '0:0', '-map', '0:1', ...STRIP, '-t', '5.000',
+      '-c', 'copy',
+      '-threads', '2', '-movflags', '+faststart', '-fflags', '+bitexact', '-f', 'mp4', 'file:/s/out.mp4',
+    ]);
+  });
+
+  it('the poster rides along when the video is copied, never with an encode (its poster comes from the output)', () => {
+    const copy = { ...remux, action: 'transcode', fps: 25, video: { mode: 'copy' }, audio: { mode: 'encode', kbps: 64, channels: 1 }, audioKbps: 64 } as const;
+    const encode = {
+      ...copy,
+      video: { mode: 'encode', width: 320, height: 240, crf: 23, preset: 'veryfast', maxrateKbps: 1000, bufsizeKbps: 2000, maxFps: 60 },
+    } as const;
+    const nonMov = { path: '/s/in.mkv', demuxer: 'matroska', threads: 2 };
+    expect(buildVideoArgs(mp4, copy, 10_800_000, '/s/o.mp4', poster)).toContain('file:/s/p.jpg');
+    expect(buildVideoArgs(mp4, encode, 10_800_000, '/s/o.mp4', poster)).toEqual(buildVideoArgs(mp4, encode, 10_800_000, '/s/o.mp4'));
+    const mkv = buildVideoArgs(nonMov, remux, 10_800_000, '/s/o.mp4', poster);
+    expect(mkv.filter((a) => a === 'file:/s/in.mkv')).toHaveLength(2);
+    expect(mkv).not.toContain('-enable_drefs');
+  });
+
+  it('every input of a two-input run is hardened alike: protocols, the forced demuxer and its whitelist before its -i', () => {
+    const args = buildVideoArgs(mp4, remux, 10_800_000, '/s/out.mp4', poster);
+    let from = 0;
+    for (let i = args.indexOf('-i'); i !== -1; i = args.indexOf('-i', i + 1)) {
+      const own = args.slice(from, i);
+      expect(own[own.lastIndexOf('-protocol_whitelist') + 1]).toBe('file,pipe');
+      expect(own[own.lastIndexOf('-format_whitelist') + 1]).toBe('mov');
+      expect(own[own.lastIndexOf('-f') + 1]).toBe('mov');
+      expect(own[own.lastIndexOf('-enable_drefs') + 1]).toBe('0');
+      expect(own.lastIndexOf('-protocol_whitelist')).toBeGreaterThan(-1);
+      from = i + 2;
+    }
+    expect(args.filter((a) => a === '-i')).toHaveLength(2);
+  });
 });
 
 describe('audio builders', () => {
@@ -130,6 +174,18 @@ describe('audio builders', () => {
       '-threads', '2', '-fflags', '+bitexact', '-f', 'ogg', 'file:/s/v.ogg',
       '-map', '0:0', '-vn', ...STRIP, '-t', '4.030', '-ac', '1', '-ar', '4000', '-c:a', 'pcm_s16le', '-f', 's16le', 'pipe:1',
     ]);
+  });
+  it('the voice note run: the encode or the remux, capped a second past the probed duration, within the policy', () => {
+    const src = { path: '/s/v.m4a', demuxer: 'mov', threads: 2 };
+    const limits = { maxDurationMs: 60_000, waveformSampleRate: 4000 };
+    expect(buildVoiceNoteRunArgs(src, { action: 'encode', audioIndex: 0, durationMs: 5000, kbps: 32 }, limits, '/s/o.ogg')).toEqual(
+      buildVoiceNoteArgs(src, { audioIndex: 0, kbps: 32, maxDurationMs: 6000, waveformSampleRate: 4000 }, '/s/o.ogg'),
+    );
+    expect(buildVoiceNoteRunArgs(src, { action: 'remux', audioIndex: 1, durationMs: 59_500 }, limits, '/s/o.ogg')).toEqual(
+      buildVoiceNoteRemuxArgs(src, { audioIndex: 1, maxDurationMs: 60_000, waveformSampleRate: 4000 }, '/s/o.ogg'),
+    );
+    const unknown = buildVoiceNoteRunArgs(src, { action: 'encode', audioIndex: 0, durationMs: null, kbps: 16 }, limits, '/s/o.ogg');
+    expect(unknown[unknown.indexOf('-t') + 1]).toBe('60.000');
   });
   it('voice note without waveform has one output', () => {
     const a = buildVoiceNoteArgs({ path: '/s/v.wav', demuxer: 'wav', threads: 1 }, { audioIndex: 2, kbps: 16, maxDurationMs: 1000, waveformSampleRate: null }, '/s/v.ogg');

@@ -13,7 +13,9 @@ import {
   formatMegabytes,
   ladderSizes,
   longestFittingMs,
+  posterSeekSeconds,
   refitVideo,
+  remuxedDurationMs,
   sizeForBitrate,
   type VideoDecision,
 } from '../../src/pipeline/ffmpeg/decide-video.js';
@@ -30,9 +32,9 @@ const PHONE: ProbeDescription = {
   bitRate: 9_920_000,
   video: {
     index: 0, codec: 'h264', profile: 'High', pixFmt: 'yuv420p', width: 1920, height: 1080, displayWidth: 1920, displayHeight: 1080,
-    rotation: 0, sampleAspectRatio: null, fps: 30, bitRate: 9_790_000,
+    rotation: 0, sampleAspectRatio: null, fps: 30, bitRate: 9_790_000, timing: { startMs: 0, durationMs: 40_000 },
   },
-  audio: { index: 1, codec: 'aac', profile: 'LC', sampleRate: 48000, channels: 2, bitRate: 128_000 },
+  audio: { index: 1, codec: 'aac', profile: 'LC', sampleRate: 48000, channels: 2, bitRate: 128_000, timing: { startMs: 0, durationMs: 40_000 } },
   streamCounts: { video: 1, audio: 1, attachedPictures: 0, other: 0 },
   unidentifiedSubtitles: 0,
 };
@@ -211,6 +213,39 @@ describe('decideVideo', () => {
       video: { mode: 'copy' },
       audio: { mode: 'encode', channels: 2 },
     });
+  });
+});
+
+describe('what a remux stores, known from the probe', () => {
+  const remuxOf = (p: ProbeDescription): Extract<VideoDecision, { action: 'remux' }> => {
+    const d = decideVideo(p, { durationMs: p.durationMs, sizeBytes: 1000 }, VIDEO_LIMITS);
+    if (d.action !== 'remux') throw new Error(`expected a remux, got ${d.action}`);
+    return d;
+  };
+  const timed = (video: [number, number] | null, audio: [number, number] | null): ProbeDescription => ({
+    ...PHONE,
+    video: { ...PHONE.video!, width: 1280, height: 720, displayWidth: 1280, displayHeight: 720, timing: video && { startMs: video[0], durationMs: video[1] } },
+    audio: { ...PHONE.audio!, timing: audio && { startMs: audio[0], durationMs: audio[1] } },
+  });
+
+  it.each([
+    ['recorded compliant MP4', probe('mp4Compliant'), 4000],
+    ['both streams alike', timed([0, 10_000], [0, 10_000]), 10_000],
+    ['audio priming before the first frame', timed([0, 10_000], [-21, 10_021]), 10_021],
+    ['audio outlasting the picture', timed([0, 10_000], [0, 10_500]), 10_500],
+    ['a stream of unknown timing', timed([0, 10_000], null), null],
+  ] as const)('%s → %s ms', (_name, p, ms) => {
+    expect(remuxedDurationMs(p, remuxOf(p))).toBe(ms);
+  });
+
+  it('a clip without audio: the picture alone', () => {
+    const p = { ...timed([0, 3000], null), audio: null, streamCounts: { video: 1, audio: 0, attachedPictures: 0, other: 0 } };
+    expect(remuxedDurationMs(p, remuxOf(p))).toBe(3000);
+  });
+
+  it('the poster is one second in, or halfway through a shorter clip', () => {
+    expect(posterSeekSeconds(4000)).toBe(1);
+    expect(posterSeekSeconds(1000)).toBe(0.5);
   });
 });
 

@@ -18,9 +18,9 @@ describe('parseProbe on recorded ffprobe 5.1 output', () => {
       bitRate: 312083,
       video: {
         index: 0, codec: 'vp9', profile: 'Profile 0', pixFmt: 'yuv420p', width: 320, height: 240,
-        displayWidth: 320, displayHeight: 240, rotation: 0, sampleAspectRatio: null, fps: 15, bitRate: null,
+        displayWidth: 320, displayHeight: 240, rotation: 0, sampleAspectRatio: null, fps: 15, bitRate: null, timing: null,
       },
-      audio: { index: 1, codec: 'opus', profile: null, sampleRate: 48000, channels: 2, bitRate: null },
+      audio: { index: 1, codec: 'opus', profile: null, sampleRate: 48000, channels: 2, bitRate: null, timing: null },
       streamCounts: { video: 1, audio: 1, attachedPictures: 0, other: 0 },
       unidentifiedSubtitles: 0,
     });
@@ -35,8 +35,9 @@ describe('parseProbe on recorded ffprobe 5.1 output', () => {
       video: {
         index: 0, codec: 'h264', profile: 'Constrained Baseline', pixFmt: 'yuv420p', width: 320, height: 240,
         displayWidth: 320, displayHeight: 240, rotation: 0, sampleAspectRatio: null, fps: 25, bitRate: 723448,
+        timing: { startMs: 0, durationMs: 4000 },
       },
-      audio: { index: 1, codec: 'aac', profile: 'LC', sampleRate: 44100, channels: 1, bitRate: 96430 },
+      audio: { index: 1, codec: 'aac', profile: 'LC', sampleRate: 44100, channels: 1, bitRate: 96430, timing: { startMs: 0, durationMs: 4000 } },
       streamCounts: { video: 1, audio: 1, attachedPictures: 0, other: 0 },
       unidentifiedSubtitles: 0,
     });
@@ -50,7 +51,7 @@ describe('parseProbe on recorded ffprobe 5.1 output', () => {
 
   it('QuickTime with PCM audio', () => {
     const p = parseProbe(recorded('movPcm'));
-    expect(p.audio).toEqual({ index: 1, codec: 'pcm_s16le', profile: null, sampleRate: 48000, channels: 1, bitRate: 768000 });
+    expect(p.audio).toEqual({ index: 1, codec: 'pcm_s16le', profile: null, sampleRate: 48000, channels: 1, bitRate: 768000, timing: { startMs: 0, durationMs: 3000 } });
     expect(p.video?.codec).toBe('h264');
   });
 
@@ -121,6 +122,19 @@ describe('parseProbe edge cases', () => {
     expect(p.sizeBytes).toBeNull();
     expect(p.video).toMatchObject({ fps: null, bitRate: null, profile: null, pixFmt: null });
     expect(p.audio).toMatchObject({ channels: null, sampleRate: null });
+  });
+
+  it("each stream's timing: start and duration together, or null when either is unknown", () => {
+    const p = parseProbe({
+      streams: [
+        { index: 0, codec_type: 'video', codec_name: 'h264', width: 64, height: 64, start_time: '0.000000', duration: '10.010000' },
+        { index: 1, codec_type: 'audio', codec_name: 'aac', start_time: '-0.021333', duration: '10.042667' },
+      ],
+    });
+    expect(p.video?.timing).toEqual({ startMs: 0, durationMs: 10_010 });
+    expect(p.audio?.timing).toEqual({ startMs: -21, durationMs: 10_043 });
+    const unknown = parseProbe({ streams: [{ index: 0, codec_type: 'audio', codec_name: 'opus', start_time: 'N/A', duration: '3.0' }] });
+    expect(unknown.audio?.timing).toBeNull();
   });
 
   it('the older rotate tag is read when there is no display matrix', () => {

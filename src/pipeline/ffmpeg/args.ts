@@ -20,6 +20,8 @@
  * - `-threads`: bounded decoder/encoder threads, so one job cannot take the machine.
  * - `-fflags +bitexact`: no muxer version or creation time, so output is deterministic.
  */
+import type { VoiceNoteLimits } from './av-limits.js';
+import type { RemuxTarget, VoiceNoteDecision } from './decide-audio.js';
 import type { VideoDecision } from './decide-video.js';
 
 export interface InputSpec {
@@ -78,14 +80,59 @@ export function buildProbeArgs(path: string, demuxer: string): string[] {
 
 const STRIP = ['-map_metadata', '-1', '-map_chapters', '-1', '-sn', '-dn'];
 
-/** MP4 for every stored video: H.264 + AAC (encoded or copied), moov first for progressive playback. */
+/** Where the poster frame goes and the moment it shows. */
+export interface PosterPlan {
+  path: string;
+  seekSeconds: number;
+}
+
+/**
+ * The poster as a second output of a run that copies the video: its frame is read from the same
+ * file opened a second time and seeked, which costs the frames decoded from the keyframe before
+ * the seek point, not a second ffmpeg process (about 100 ms of CPU each: Debian's ffmpeg loads 215
+ * shared libraries before `main`). The poster output goes first, which lets ffmpeg 5.1 stop reading
+ * that input once its frame is out (listed after the remux, it read and decoded the whole file);
+ * the input's `-t` bounds the reading whatever a later scheduler does.
+ */
+function posterFromInput(input: InputSpec, videoIndex: number, poster: PosterPlan): { input: string[]; output: string[] } {
+  return {
+    input: [
+      '-threads',
+      String(input.threads),
+      '-protocol_whitelist',
+      'file,pipe',
+      ...(input.demuxer === 'mov' ? ['-enable_drefs', '0'] : []),
+      '-ss',
+      poster.seekSeconds.toFixed(3),
+      '-t',
+      '1.000',
+      ...forcedDemuxer(input.demuxer),
+      '-i',
+      `file:${input.path}`,
+    ],
+    output: ['-map', `1:${videoIndex}`, ...posterOutput(poster.path)],
+  };
+}
+
+/** One MJPEG frame of the mapped video, without metadata. */
+function posterOutput(outputPath: string): string[] {
+  return ['-an', ...STRIP, '-frames:v', '1', '-c:v', 'mjpeg', '-q:v', '4', '-f', 'image2', '-update', '1', `file:${outputPath}`];
+}
+
+/**
+ * MP4 for every stored video: H.264 + AAC (encoded or copied), moov first for progressive playback.
+ * With `poster`, a run that copies the video (a remux, or only the audio encoded) also writes the
+ * poster frame; an encode ignores it (its poster is taken from the encoded output).
+ */
 export function buildVideoArgs(
   input: InputSpec,
   decision: Exclude<VideoDecision, { action: 'reject' }>,
   maxDurationMs: number,
   outputPath: string,
+  poster?: PosterPlan,
 ): string[] {
-  const args = [...inputArgs(input), '-map', `0:${decision.videoIndex}`];
+  const withPoster = poster !== undefined && videoCopied(decision) ? posterFromInput(input, decision.videoIndex, poster) : null;
+  const args = [...inputArgs(input), ...(withPoster?.input ?? []), ...(withPoster?.output ?? []), '-map', `0:${decision.videoIndex}`];
   if (decision.audioIndex !== null) args.push('-map', `0:${decision.audioIndex}`);
   args.push(...STRIP, '-t', seconds(Math.min(decision.durationMs + 1000, maxDurationMs)));
   if (decision.action === 'remux') {
@@ -180,12 +227,6 @@ function audioStreamCopy(input: InputSpec, audioIndex: number, maxDurationMs: nu
 }
 
 /** A muxer and its options: how a kept format is written back out. */
-export interface RemuxTarget {
-  muxer: string;
-  ext: string;
-  options: readonly string[];
-}
-
 export interface AudioRemuxPlan {
   audioIndex: number;
   target: RemuxTarget;
@@ -207,6 +248,24 @@ export function buildAudioRemuxArgs(input: InputSpec, plan: AudioRemuxPlan, outp
     plan.target.muxer,
     `file:${outputPath}`,
   ];
+}
+
+/**
+ * The one run of a voice note: a mono Ogg Opus remuxed, anything else encoded, both with the
+ * waveform tap. The duration cap is a second past the probed duration (an unknown one gets the
+ * policy's), never past the policy.
+ */
+export function buildVoiceNoteRunArgs(
+  input: InputSpec,
+  decision: Exclude<VoiceNoteDecision, { action: 'reject' }>,
+  limits: Pick<VoiceNoteLimits, 'maxDurationMs' | 'waveformSampleRate'>,
+  outputPath: string,
+): string[] {
+  const maxDurationMs = Math.min((decision.durationMs ?? limits.maxDurationMs) + 1000, limits.maxDurationMs);
+  if (decision.action === 'remux') {
+    return buildVoiceNoteRemuxArgs(input, { audioIndex: decision.audioIndex, maxDurationMs, waveformSampleRate: limits.waveformSampleRate }, outputPath);
+  }
+  return buildVoiceNoteArgs(input, { audioIndex: decision.audioIndex, kbps: decision.kbps, maxDurationMs, waveformSampleRate: limits.waveformSampleRate }, outputPath);
 }
 
 /** A mono OGG Opus voice note remuxed without its tags, and its waveform decoded in the same run. */
@@ -259,24 +318,12 @@ export function buildAudioArgs(input: InputSpec, plan: AudioPlan, outputPath: st
 
 /** One JPEG frame from the stored MP4 (our own output, so its demuxer is known). */
 export function buildPosterArgs(input: InputSpec, outputPath: string): string[] {
-  return [
-    ...inputArgs(input),
-    '-map',
-    '0:v:0',
-    '-an',
-    ...STRIP,
-    '-frames:v',
-    '1',
-    '-c:v',
-    'mjpeg',
-    '-q:v',
-    '4',
-    '-f',
-    'image2',
-    '-update',
-    '1',
-    `file:${outputPath}`,
-  ];
+  return [...inputArgs(input), '-map', '0:v:0', ...posterOutput(outputPath)];
+}
+
+/** Whether a video run copies the video packets (so its poster can come from the input as is). */
+export function videoCopied(decision: Exclude<VideoDecision, { action: 'reject' }>): boolean {
+  return decision.action === 'remux' || decision.video.mode === 'copy';
 }
 
 /** Reads every packet of one stream without decoding, to learn a duration the container does not state (MediaRecorder WebM). */

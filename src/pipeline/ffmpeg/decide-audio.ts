@@ -4,7 +4,6 @@
  * the delivered limit when 128k would not fit it.
  */
 import { canonicalMime } from '../../domain/policies.js';
-import type { RemuxTarget } from './args.js';
 import type { AudioLimits, VoiceNoteLimits } from './av-limits.js';
 import { formatDuration, formatMegabytes } from './decide-video.js';
 import type { ProbeDescription } from './probe.js';
@@ -24,6 +23,13 @@ const PLAYABLE: Readonly<Record<string, readonly string[]>> = {
  * so the tags go and the sound stays. mp3 without any ID3 frame (`-id3v2_version 0`), MP4 audio
  * as M4A (`ipod`) with the index first.
  */
+/** A container an audio stream can be copied into, and the muxer options it needs. */
+export interface RemuxTarget {
+  muxer: string;
+  ext: string;
+  options: readonly string[];
+}
+
 export const AUDIO_REMUX_TARGETS: Readonly<Record<string, RemuxTarget>> = {
   'audio/mpeg': { muxer: 'mp3', ext: 'mp3', options: ['-id3v2_version', '0', '-write_id3v1', '0'] },
   'audio/aac': { muxer: 'adts', ext: 'aac', options: [] },

@@ -285,6 +285,31 @@ export function decideVideo(probe: ProbeDescription, facts: VideoFacts, limits: 
 }
 
 /**
+ * The duration a remux stores, known without probing its output: the span of the streams it keeps,
+ * from the earliest start to the latest end (how ffprobe measures a file), since a stream copy
+ * keeps each one's timing. Null when a kept stream's timing is unknown. Only MOV/MP4 inputs state
+ * timings taken from their sample tables, which the copy carries over; other containers' figures
+ * are the muxer's word, so their output is probed instead (see normalizeVideo).
+ */
+export function remuxedDurationMs(probe: ProbeDescription, decision: Extract<VideoDecision, { action: 'remux' }>): number | null {
+  const kept: Array<ProbeVideo | ProbeAudio | null> = [probe.video?.index === decision.videoIndex ? probe.video : null];
+  if (decision.audioIndex !== null) kept.push(probe.audio?.index === decision.audioIndex ? probe.audio : null);
+  let start = Infinity;
+  let end = -Infinity;
+  for (const stream of kept) {
+    if (!stream?.timing) return null;
+    start = Math.min(start, stream.timing.startMs);
+    end = Math.max(end, stream.timing.startMs + stream.timing.durationMs);
+  }
+  return end > start ? end - start : null;
+}
+
+/** Where the poster is taken: one second in, or halfway through a clip shorter than two seconds. */
+export function posterSeekSeconds(durationMs: number): number {
+  return Math.min(1, durationMs / 2000);
+}
+
+/**
  * The one more try when an encode still came out over the limit (x264's VBV is a model, copied
  * audio can exceed its declared bitrate, a wrong duration skews the budget, and a first pass
  * decided by crf alone never met the cap). The new cap is the lowest of: the budget recomputed

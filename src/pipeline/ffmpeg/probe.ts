@@ -21,6 +21,8 @@ export interface ProbeVideo {
   sampleAspectRatio: number | null;
   fps: number | null;
   bitRate: number | null;
+  /** The stream's own timing (see StreamTiming). */
+  timing: StreamTiming | null;
 }
 
 export interface ProbeAudio {
@@ -30,6 +32,17 @@ export interface ProbeAudio {
   sampleRate: number | null;
   channels: number | null;
   bitRate: number | null;
+  timing: StreamTiming | null;
+}
+
+/**
+ * When a stream starts and how long it lasts, as the demuxer states it (for MP4, from the track's
+ * own sample tables and edit list). A stream copy keeps it, so the timing of a remuxed file is
+ * known from these without probing the output. Null when either is unknown (Matroska states none).
+ */
+export interface StreamTiming {
+  startMs: number;
+  durationMs: number;
 }
 
 export interface ProbeDescription {
@@ -99,6 +112,12 @@ function durationOf(o: Json): number | null {
   return s === null ? null : Math.round(s * 1000);
 }
 
+function timingOf(stream: Json): StreamTiming | null {
+  const start = num(stream.start_time);
+  const durationMs = durationOf(stream);
+  return start === null || durationMs === null ? null : { startMs: Math.round(start * 1000), durationMs };
+}
+
 export function parseProbe(json: unknown): ProbeDescription {
   if (!isObject(json)) throw new TypeError('ffprobe output is not a JSON object');
   const format = isObject(json.format) ? json.format : {};
@@ -144,6 +163,7 @@ export function parseProbe(json: unknown): ProbeDescription {
         sampleAspectRatio: sar,
         fps: parseRational(s.avg_frame_rate) ?? parseRational(s.r_frame_rate),
         bitRate: positive(s.bit_rate),
+        timing: timingOf(s),
       };
     } else if (type === 'audio') {
       counts.audio += 1;
@@ -155,6 +175,7 @@ export function parseProbe(json: unknown): ProbeDescription {
         sampleRate: positive(s.sample_rate),
         channels: positive(s.channels),
         bitRate: positive(s.bit_rate),
+        timing: timingOf(s),
       };
     } else {
       counts.other += 1;
