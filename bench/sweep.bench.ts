@@ -5,21 +5,30 @@
  *
  *   node --import tsx bench/sweep.bench.ts
  *   SWEEP_BENCH_ROWS=100000 SWEEP_BENCH_S3_ROWS=20000 SWEEP_BENCH_APPS=100 SWEEP_BENCH_DRIVERS=fs,s3
- *   SWEEP_BENCH_CONCURRENCY=2 SWEEP_BATCH_SIZE=500 (the defaults; CONCURRENCY takes a list, e.g. 1,2)
+ *   SWEEP_BENCH_CONCURRENCY=2 SWEEP_BATCH_SIZE=500 (the defaults; CONCURRENCY takes a list, e.g. 1,2,4)
+ *   SWEEP_BENCH_WEBHOOKS=1: half the apps have a webhook, so half the deletions write and enqueue a
+ *   media.deleted event (off by default: the rows of the issue-12 table are measured without)
  *
  * Reported: sweep wall time, deletes per second, RSS of this process before (after a GC) and at its
  * peak during the sweep, the longest a batch held its lease (claim → bytes deleted → rows committed:
  * the longest any row is locked by the sweep) and the longest single transaction. The baseline is
- * the store's own delete of up to 10,000 keys in 1000-key calls, with no database work: the ratio
- * says how much of the storage ceiling the sweep reaches (a sweep also deletes each media's absent
- * staging key, so two keys per media). s3rver keeps every object as files plus metadata and
- * shares the two cores with the sweeper, so s3 figures are a floor, not a forecast for S3 or MinIO.
+ * measured right after the sweep in the same run: the same objects (the swept media's keys, up to
+ * SWEEP_BENCH_BASELINE_KEYS, default all on fs and 10,000 on s3, where seeding is slow) put back and
+ * deleted with no database and no driver: `unlink` 16 at a time on fs, `DeleteObjects` of 1000 keys
+ * 4 calls at a time on s3 (SWEEP_BENCH_RAW_FS_CONCURRENCY, SWEEP_BENCH_RAW_S3_IN_FLIGHT). The
+ * baseline deletes only objects that exist; the sweep also deletes each media's staging key (almost
+ * always absent, a crash-window backstop), which counts against it. s3rver keeps every object as
+ * files plus metadata and shares the two cores with the sweeper, so s3 figures are a floor, not a
+ * forecast for S3 or MinIO.
  */
 import { spawn } from 'node:child_process';
+import { unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { DeleteObjectsCommand, S3Client } from '@aws-sdk/client-s3';
 import { createPool, type Pool } from '../src/db/pool.js';
 import { storageKey } from '../src/domain/ids.js';
 import { silentLogger } from '../src/log.js';
@@ -46,6 +55,8 @@ interface Row {
   longestTransactionMs: number;
   batches: number;
   baselineDeletesPerSecond: number;
+  baselineObjects: number;
+  webhooks: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -65,14 +76,22 @@ async function withPeakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: n
   }
 }
 
-async function startS3Child(): Promise<{ opts: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string }; stop(): Promise<void> }> {
+interface S3Opts {
+  endpoint: string;
+  bucket: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+async function startS3Child(): Promise<{ opts: S3Opts; stop(): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', new URL('./sweep-s3-server.ts', import.meta.url).pathname], { stdio: ['pipe', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`s3rver child exited ${String(code)}`)));
   });
   return {
-    opts: JSON.parse(line),
+    opts: JSON.parse(line) as S3Opts,
     async stop() {
       const exited = new Promise((r) => child.once('exit', r));
       child.stdin!.end();
@@ -81,13 +100,53 @@ async function startS3Child(): Promise<{ opts: { endpoint: string; bucket: strin
   };
 }
 
+/** Runs `work` over `items`, `inFlight` at a time. */
+async function eachInFlight<T>(items: readonly T[], inFlight: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(inFlight, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  }));
+}
+
+/** The baseline: `keys` deleted with the backend's own call, no driver and no database. Returns deletes per second. */
+async function rawDeletes(driver: 'fs' | 's3', keys: readonly string[], o: { dataDir: string; s3?: S3Opts }): Promise<number> {
+  if (driver === 'fs') {
+    const files = keys.map((k) => path.join(fsStoreRoot(o.dataDir), ...k.split('/')));
+    const t0 = performance.now();
+    await eachInFlight(files, Number(process.env.SWEEP_BENCH_RAW_FS_CONCURRENCY ?? 16), (f) => unlink(f));
+    return keys.length / ((performance.now() - t0) / 1000);
+  }
+  const s3 = o.s3!;
+  // Configured as the driver's client is (no aws-chunked checksums, keep-alive), nothing more.
+  const client = new S3Client({
+    region: s3.region,
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  try {
+    const chunks: string[][] = [];
+    for (let i = 0; i < keys.length; i += 1000) chunks.push(keys.slice(i, i + 1000));
+    const t0 = performance.now();
+    await eachInFlight(chunks, Number(process.env.SWEEP_BENCH_RAW_S3_IN_FLIGHT ?? 4), async (chunk) => {
+      const res = await client.send(new DeleteObjectsCommand({ Bucket: s3.bucket, Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true } }));
+      if (res.Errors?.length) throw new Error(`raw DeleteObjects: ${res.Errors.length} errors`);
+    });
+    return keys.length / ((performance.now() - t0) / 1000);
+  } finally {
+    client.destroy();
+  }
+}
+
 /** Lets the RSS before a sweep reflect live memory, not the garbage of seeding. */
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
   (runInNewContext('gc') as () => void)();
 }
 
-async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batchSize: number, concurrency: number): Promise<Row> {
+async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batchSize: number, concurrency: number, webhooks: boolean): Promise<Row> {
   const iso = await isolatedEnv();
   const pool: Pool = createPool(iso.config.DATABASE_URL);
   const redis = createRedis(iso.config.REDIS_URL, 'producer');
@@ -97,15 +156,13 @@ async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batc
   try {
     const seedStart = performance.now();
     const keys: string[] = [];
-    let appId = '';
     for (let a = 0; a < apps; a++) {
-      appId = await insertApp(pool);
+      const appId = await insertApp(pool, webhooks && a % 2 === 1 ? { webhookUrl: 'https://hooks.example.com/mediaflow' } : {});
       const count = Math.floor(rows / apps) + (a < rows % apps ? 1 : 0);
       const ids = await bulkInsertMedia(pool, { appId, count, expiresIn: -60, idPrefix: `med_bench${a}_` });
       for (const id of ids) keys.push(storageKey(appId, id));
     }
     await seedObjects(store, keys, { dataDir: iso.config.DATA_DIR, concurrency: driver === 's3' ? 16 : 32 });
-    keys.length = 0;
     await pool.query('VACUUM ANALYZE media');
     const seedSeconds = (performance.now() - seedStart) / 1000;
     collectGarbage();
@@ -120,13 +177,11 @@ async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batc
     const { rows: audit } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM audit_events WHERE event = 'media.deleted'`);
     if (audit[0]!.n !== rows) throw new Error(`audit has ${audit[0]!.n} rows for ${rows} deletions`);
 
-    // Baseline: the store alone deleting as many keys (re-seeded), 1000 per call.
-    const n = Math.min(rows, 10_000);
-    const baseKeys = Array.from({ length: n }, (_, i) => `objects/${appId}/base${i % apps}/${i}.bin`);
+    // Baseline: the same objects put back, then deleted raw.
+    const baseKeys = keys.slice(0, Number(process.env.SWEEP_BENCH_BASELINE_KEYS ?? (driver === 's3' ? 10_000 : keys.length)));
+    keys.length = 0;
     await seedObjects(store, baseKeys, { dataDir: iso.config.DATA_DIR, concurrency: driver === 's3' ? 16 : 32 });
-    const b0 = performance.now();
-    for (let i = 0; i < baseKeys.length; i += 1000) await store.delete(baseKeys.slice(i, i + 1000));
-    const baselineDeletesPerSecond = n / ((performance.now() - b0) / 1000);
+    const baselineDeletesPerSecond = await rawDeletes(driver, baseKeys, { dataDir: iso.config.DATA_DIR, s3: s3?.opts });
 
     return {
       driver,
@@ -141,6 +196,8 @@ async function benchDriver(driver: 'fs' | 's3', rows: number, apps: number, batc
       longestTransactionMs: res.longestTransactionMs,
       batches: res.batches,
       baselineDeletesPerSecond,
+      baselineObjects: baseKeys.length,
+      webhooks,
     };
   } finally {
     await store.close();
@@ -161,18 +218,27 @@ export async function run(): Promise<Row[]> {
   // every delete, so 10,000 keys under one app measure that quadratic walk rather than the sweep.
   const apps = Number(process.env.SWEEP_BENCH_APPS ?? 100);
   const batchSize = Number(process.env.SWEEP_BATCH_SIZE ?? 500);
+  const webhooks = process.env.SWEEP_BENCH_WEBHOOKS === '1';
   const drivers = (process.env.SWEEP_BENCH_DRIVERS ?? 'fs,s3').split(',').map((d) => d.trim()) as Array<'fs' | 's3'>;
   const out: Row[] = [];
   const lanes = (process.env.SWEEP_BENCH_CONCURRENCY ?? '2').split(',').map(Number);
-  for (const d of drivers) for (const c of lanes) out.push(await benchDriver(d, d === 's3' ? s3Rows : rows, apps, batchSize, c));
+  for (const d of drivers) for (const c of lanes) out.push(await benchDriver(d, d === 's3' ? s3Rows : rows, apps, batchSize, c, webhooks));
   const f = (x: number, digits = 0) => x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-  console.log(`Sweep of expired media over ${apps} apps, batch size ${batchSize}, one run (seeding not timed).\n`);
-  console.log('| driver | lanes | media | sweep s | deletes/s | store-only deletes/s (baseline) | ratio | RSS before MiB | peak RSS MiB | longest batch ms | longest transaction ms | batches | seed s |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log(`Sweep of expired media over ${apps} apps, batch size ${batchSize}${webhooks ? ', half the apps with a webhook' : ''}, one run (seeding not timed).\n`);
+  console.log('| driver | lanes | media | sweep s | deletes/s | raw deletes/s (baseline) | baseline objects | ratio | RSS before MiB | peak RSS MiB | longest batch ms | longest transaction ms | batches | seed s |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of out) {
     console.log(
-      `| ${r.driver} | ${r.concurrency} | ${f(r.rows)} | ${f(r.sweepSeconds, 1)} | ${f(r.deletesPerSecond)} | ${f(r.baselineDeletesPerSecond)} | ${f(r.deletesPerSecond / r.baselineDeletesPerSecond, 2)} | ${f(r.rssBeforeMiB)} | ${f(r.peakRssMiB)} | ${f(r.longestBatchMs)} | ${f(r.longestTransactionMs)} | ${r.batches} | ${f(r.seedSeconds, 1)} |`,
+      `| ${r.driver} | ${r.concurrency} | ${f(r.rows)} | ${f(r.sweepSeconds, 1)} | ${f(r.deletesPerSecond)} | ${f(r.baselineDeletesPerSecond)} | ${f(r.baselineObjects)} | ${f(r.deletesPerSecond / r.baselineDeletesPerSecond, 2)} | ${f(r.rssBeforeMiB)} | ${f(r.peakRssMiB)} | ${f(r.longestBatchMs)} | ${f(r.longestTransactionMs)} | ${r.batches} | ${f(r.seedSeconds, 1)} |`,
     );
+  }
+  // The issue-12 rows: the default lane count's figure for each driver.
+  const measures = { fs: ['retention sweep, fs, vs raw fs deletes of the same objects', 0.5], s3: ['retention sweep, S3 server, vs raw DeleteObjects of the same keys', 0.8] } as const;
+  console.log('\n| measure | mediaflow | baseline | ratio | goal |');
+  console.log('| --- | ---: | ---: | ---: | ---: |');
+  for (const r of out) {
+    const [measure, goal] = measures[r.driver as 'fs' | 's3'];
+    console.log(`| ${measure}${lanes.length > 1 ? ` (${r.concurrency} lanes)` : ''} | ${f(r.deletesPerSecond)} media/s | ${f(r.baselineDeletesPerSecond)} objects/s | ${f(r.deletesPerSecond / r.baselineDeletesPerSecond, 2)} | ≥ ${goal} |`);
   }
   return out;
 }

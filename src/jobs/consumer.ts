@@ -77,7 +77,7 @@ async function runJob(rt: Runtime, name: JobName, job: Job, stopSignal: AbortSig
     attempt,
     finalAttempt,
     signal: ac.signal,
-    progress: throttle((p: number) => job.updateProgress(p).catch(() => undefined), 1000),
+    progress: throttle((p: number) => job.updateProgress(p).catch(() => undefined), 1000, PROGRESS_AFTER_MS),
   };
   try {
     return await (HANDLERS[name] as JobHandler<JobName>)(rt, payload.data, ctx);
@@ -92,12 +92,23 @@ async function runJob(rt: Runtime, name: JobName, job: Job, stopSignal: AbortSig
   }
 }
 
-/** Calls `fn` at most once per `ms`, except for 100 (the end is always reported). */
-function throttle(fn: (percent: number) => unknown, ms: number): (percent: number) => void {
+/**
+ * A job shorter than this reports no progress at all: a small photo is ready before anyone could
+ * read it, and each report is a Redis round trip and an event.
+ */
+const PROGRESS_AFTER_MS = 500;
+
+/**
+ * Calls `fn` at most once per `ms`, and not before `after` ms since the job began; 100 (the end)
+ * is always reported once something was.
+ */
+function throttle(fn: (percent: number) => unknown, ms: number, after: number): (percent: number) => void {
+  const begun = Date.now();
   let last = 0;
   return (percent) => {
     const now = Date.now();
-    if (now - last >= ms || percent === 100) {
+    if (now - begun < after) return;
+    if (now - last >= ms || (percent === 100 && last > 0)) {
       last = now;
       void fn(percent);
     }

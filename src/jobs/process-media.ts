@@ -1,10 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { AppError, PermanentError } from '../domain/errors.js';
 import { sanitizeFilename } from '../domain/filename.js';
-import { newRunId, runStorageKey, runVariantKey, stagingKey } from '../domain/ids.js';
+import { newEventId, newRunId, runStorageKey, runVariantKey, stagingKey } from '../domain/ids.js';
 import { canonicalMime, decideKind, fileTooLarge, type KindLimits } from '../domain/policies.js';
 import * as appsRepo from '../db/repos/apps.js';
 import * as mediaRepo from '../db/repos/media.js';
@@ -15,16 +15,16 @@ import { deliveredLimitFor, hardCapBytes, limitFor } from '../ingest/limits.js';
 import { checkOwnership } from '../ingest/ownership.js';
 import type { Logger } from '../log.js';
 import { bytesStoredTotal, processingSeconds } from '../metrics.js';
-import { acquireInput } from '../pipeline/acquire-input.js';
-import { sealFileToStore } from '../pipeline/encrypt.js';
-import { normalize } from '../pipeline/normalize.js';
-import { sniffFile } from '../pipeline/sniff.js';
+import { acquireInput, type AcquireDeps } from '../pipeline/acquire-input.js';
+import { sealBufferToStore, sealFileToStore } from '../pipeline/encrypt.js';
+import { decodesInMemory, normalize } from '../pipeline/normalize.js';
+import { sniffBytes, sniffFile } from '../pipeline/sniff.js';
 import type { IngestPayload } from '../queue/payloads.js';
 import type { Queues } from '../queue/queues.js';
 import type { Runtime } from '../runtime.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import type { Keyring } from '../storage/sealed-format.js';
-import { dispatchDelivery, recordMediaEvent } from '../webhooks/emit.js';
+import { dispatchDelivery, eventBody, recordMediaEvent } from '../webhooks/emit.js';
 import type { JobContext } from './job-context.js';
 import { decideFailure } from './failure.js';
 
@@ -71,6 +71,13 @@ export async function processMediaJob(rt: Runtime, payload: IngestPayload, job: 
 }
 
 /**
+ * Inputs up to this size are held in memory from the staging object to the stored one when the
+ * image step can decode them where they are: no scratch directory, no plaintext file, no re-read.
+ * Phone photos are well under it; a 50 MB input goes through a scratch file as before.
+ */
+export const IN_MEMORY_MAX_BYTES = 2 * 1024 * 1024;
+
+/**
  * The media-ingest handler: the worker's only logic is this composition of steps. Safe to run
  * twice, even at once (a stalled job handed to a second worker while its first run still works):
  * a row already past `processing` is left alone, every transition is conditional on this run's
@@ -82,21 +89,6 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
   // This run's claim on the row and the name of everything it writes (see claimForProcessing).
   const runId = newRunId();
   const log = deps.log.child({ mediaId, appId: payload.appId, attempt: ctx.attempt, runId });
-  let row = await mediaRepo.getMediaById(deps.pool, mediaId);
-  if (!row) row = await createRowForProducerJob(deps, payload, log);
-  if (!row) return 'skipped';
-  if (row.app_id !== payload.appId) {
-    log.error('job app does not own this media; ignored');
-    return 'skipped';
-  }
-  if (row.status !== 'queued' && row.status !== 'processing') {
-    log.info({ status: row.status }, 'media already settled; duplicate delivery ignored');
-    return 'skipped';
-  }
-  const claimed = await mediaRepo.claimForProcessing(deps.pool, mediaId, runId);
-  if (!claimed) return 'skipped';
-  row = claimed;
-
   const started = process.hrtime.bigint();
   // Milliseconds per step, logged with the result: where a slow job spent its time.
   const timings: Record<string, number> = {};
@@ -106,29 +98,56 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     timings[step] = Math.round((now - mark) * 10) / 10;
     mark = now;
   };
-  const scratchDir = await mkdtemp(path.join(os.tmpdir(), `mediaflow-${mediaId}-`));
+  const acquireDeps: AcquireDeps = {
+    store: deps.store,
+    keyring: deps.keyring,
+    allowPrivateUrls: deps.config.ALLOW_PRIVATE_URLS,
+    fileSourceRoot: deps.config.FILE_SOURCE_ROOT,
+    urlFetchDeadlineSeconds: deps.config.URL_FETCH_DEADLINE_SECONDS,
+    urlStallSeconds: deps.config.URL_STALL_SECONDS,
+  };
+  // An upload's own staging object is read into memory while the claim is made: the job needs both
+  // and neither waits for the other. Only reading is done before the claim; an input too large for
+  // memory is read again after it, into the scratch directory.
+  const src = payload.source;
+  const early =
+    src.type === 'storage' && src.key === stagingKey(payload.appId, mediaId)
+      ? acquireInput(acquireDeps, { appId: payload.appId, mediaId, source: src, scratch: () => Promise.reject(new NeedsScratch()), maxBytes: hardCapBytes(deps), inMemoryMaxBytes: IN_MEMORY_MAX_BYTES, signal: ctx.signal })
+      : null;
+  early?.catch(() => undefined);
+  const claimed = await claim(deps, payload, runId, log);
+  if (!claimed) {
+    await early?.catch(() => undefined);
+    return 'skipped';
+  }
+  const row = claimed.row;
+  lap('claim');
+  // Made when the first file is needed: a small image held in memory never needs one.
+  let scratchDir: string | null = null;
+  const scratch = async (): Promise<string> => (scratchDir ??= await mkdtemp(path.join(os.tmpdir(), `mediaflow-${mediaId}-`)));
   // Keys this run wrote (or began to write): run-unique, so deleting them never touches another run's objects.
   const written: string[] = [];
   try {
-    const app = await appsRepo.getApp(deps.pool, row.app_id);
-    const appLimits = (app?.limits ?? {}) as KindLimits;
+    const appLimits = claimed.appLimits as KindLimits;
     // Two limits: what may come in (413 past it) and what is delivered, which normalization makes fit.
     const limitOf = limitFor(deps, appLimits);
     // A kind not yet known (inferred below) can only be held to the hard cap while the input arrives.
     const maxBytes = row.kind ? limitOf(row.kind) : hardCapBytes(deps);
-    const input = await acquireInput(
-      {
-        store: deps.store,
-        keyring: deps.keyring,
-        allowPrivateUrls: deps.config.ALLOW_PRIVATE_URLS,
-        fileSourceRoot: deps.config.FILE_SOURCE_ROOT,
-        urlFetchDeadlineSeconds: deps.config.URL_FETCH_DEADLINE_SECONDS,
-        urlStallSeconds: deps.config.URL_STALL_SECONDS,
-      },
-      { appId: row.app_id, mediaId, source: payload.source, scratchDir, maxBytes, signal: ctx.signal },
-    );
+    let input = early ? await early.catch((err: unknown) => (err instanceof NeedsScratch ? null : Promise.reject(err))) : null;
+    // Read before the kind's limit was known: held to it now, as the read itself would have.
+    if (input && input.bytes > maxBytes) throw fileTooLarge(maxBytes);
+    input ??= await acquireInput(acquireDeps, {
+      appId: row.app_id,
+      mediaId,
+      source: payload.source,
+      scratch,
+      maxBytes,
+      // Only an image (or a kind still unknown) may stay in memory; the other kinds' tools read files.
+      inMemoryMaxBytes: !row.kind || row.kind === 'image' ? IN_MEMORY_MAX_BYTES : 0,
+      signal: ctx.signal,
+    });
     lap('acquire');
-    const sniffed = await sniffFile(input.path);
+    const sniffed = input.buffer ? await sniffBytes(input.buffer) : await sniffFile(input.path!);
     const declared = row.declared_mime ?? (input.contentType ? canonicalMime(input.contentType) : null);
     const kind = decideKind({ kind: row.kind, mime: sniffed.mime, declared, seen: 'whole' });
     if (input.bytes > limitOf(kind)) throw fileTooLarge(limitOf(kind), kind);
@@ -136,15 +155,25 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       log.warn('another run took this media over; this run stops');
       return 'skipped';
     }
+    let inputPath = input.path;
+    let inputBuffer = input.buffer;
+    if (inputBuffer && !decodesInMemory(kind, sniffed.mime!)) {
+      // Held in memory while its kind was unknown, but its step reads a file.
+      inputPath = path.join(await scratch(), 'input');
+      await writeFile(inputPath, inputBuffer, { mode: 0o600, flag: 'wx' });
+      inputBuffer = null;
+    }
     await ctx.onProgress?.(10);
     lap('sniff');
 
     const out = await normalize({
-      inputPath: input.path,
+      inputPath: inputPath ?? '',
+      inputBuffer: inputBuffer ?? undefined,
       sniffedMime: sniffed.mime!,
       kind,
       deliveredLimitBytes: deliveredLimitFor(appLimits)(kind),
-      scratchDir,
+      // An in-memory image writes nothing: its step never asks for the directory.
+      scratchDir: inputBuffer ? '' : await scratch(),
       log,
       signal: ctx.signal,
       onProgress: (p) => void ctx.onProgress?.(10 + Math.round(p * 0.8)),
@@ -155,7 +184,10 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     const objectKey = runStorageKey(row.app_id, mediaId, runId);
     // Recorded before the put: a put that fails after the store kept the bytes still leaves nothing behind.
     written.push(objectKey);
-    const sealed = await sealFileToStore(deps, { path: out.outputPath, key: objectKey, ctx: { purpose: 'media', appId: row.app_id, mediaId }, signal: ctx.signal });
+    const sealCtx = { purpose: 'media', appId: row.app_id, mediaId } as const;
+    const sealed = out.outputBuffer
+      ? await sealBufferToStore(deps, { bytes: out.outputBuffer, key: objectKey, ctx: sealCtx, signal: ctx.signal })
+      : await sealFileToStore(deps, { path: out.outputPath, key: objectKey, ctx: sealCtx, signal: ctx.signal });
     const variants: MediaRow['variants'] = [];
     for (const v of out.variants) {
       const key = runVariantKey(row.app_id, mediaId, runId, v.name);
@@ -164,7 +196,7 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       variants.push({ name: v.name, key, mimeType: v.mimeType, bytes: vs.plainBytes });
     }
     lap('store');
-    const { row: ready, delivery } = await settle(deps, (c) => mediaRepo.markReady(c, mediaId, runId, {
+    const fields: mediaRepo.ReadyFields = {
       storageKey: objectKey,
       mimeType: out.mimeType,
       detectedMime: sniffed.raw ?? sniffed.mime!,
@@ -181,8 +213,11 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
       variants,
       inputBytes: input.bytes,
       originalName: sanitizeFilename(input.filename),
-    }), 'media.ready');
-    if (!ready) {
+    };
+    // The state change and its webhook outbox row in one statement: a crash loses neither alone.
+    const event = deps.queues ? readyEvent({ ...row, kind }, fields) : null;
+    const settled = await mediaRepo.markReadyWithEvent(deps.pool, mediaId, runId, fields, event);
+    if (!settled) {
       // Taken over by another run, deleted, or settled elsewhere while we worked: nothing points at
       // what this run wrote, and nobody else will ever delete it.
       const now = await discardWritten(deps, mediaId, written, log);
@@ -194,8 +229,8 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     processingSeconds.labels(kind, out.transform).observe(seconds);
     bytesStoredTotal.labels(kind).inc(sealed.plainBytes);
-    log.info({ seconds, sizeBytes: sealed.plainBytes, transform: out.transform, from: sniffed.mime, to: out.mimeType, timings }, 'media ready');
-    if (deps.queues) await dispatchDelivery({ queues: deps.queues, log }, delivery);
+    log.info({ seconds, sizeBytes: sealed.plainBytes, transform: out.transform, from: sniffed.mime, to: out.mimeType, inMemory: !!out.outputBuffer, timings }, 'media ready');
+    if (deps.queues) await dispatchDelivery({ queues: deps.queues, log }, settled.deliveryId);
     await ctx.onProgress?.(100);
     return 'ready';
   } catch (err) {
@@ -223,8 +258,40 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
     await discardWritten(deps, mediaId, written, log);
     throw err;
   } finally {
-    await rm(scratchDir, { recursive: true, force: true });
+    if (scratchDir) await rm(scratchDir, { recursive: true, force: true });
   }
+}
+
+/** The early read of a staging object needed a scratch file: it is done again once the job is claimed. */
+class NeedsScratch extends Error {}
+
+/**
+ * This run's claim on the row, with the app's limits, in one round trip when the row is there to
+ * claim. Otherwise the row says why not: a producer's job whose row does not exist yet (made here,
+ * then claimed), another app's media, or one already settled (a duplicate delivery).
+ */
+async function claim(deps: ProcessDeps, payload: IngestPayload, runId: string, log: Logger): Promise<{ row: MediaRow; appLimits: Record<string, unknown> } | null> {
+  const mediaId = payload.mediaId!;
+  const claimed = await mediaRepo.claimForRun(deps.pool, mediaId, payload.appId, runId);
+  if (claimed) return claimed;
+  let row = await mediaRepo.getMediaById(deps.pool, mediaId);
+  if (!row) row = await createRowForProducerJob(deps, payload, log);
+  if (!row) return null;
+  if (row.app_id !== payload.appId) {
+    log.error('job app does not own this media; ignored');
+    return null;
+  }
+  if (row.status !== 'queued' && row.status !== 'processing') {
+    log.info({ status: row.status }, 'media already settled; duplicate delivery ignored');
+    return null;
+  }
+  return mediaRepo.claimForRun(deps.pool, mediaId, payload.appId, runId);
+}
+
+/** The `media.ready` event of the row as `markReadyWithEvent` will leave it (the claimed row plus the fields it sets). */
+function readyEvent(row: MediaRow, f: mediaRepo.ReadyFields): { id: string; body: unknown } {
+  const id = newEventId();
+  return { id, body: eventBody(id, 'media.ready', { ...row, mime_type: f.mimeType, size_bytes: f.sizeBytes, checksum: f.checksum }) };
 }
 
 /**

@@ -23,21 +23,38 @@ export interface AcquireDeps {
 }
 
 export interface AcquiredInput {
-  path: string;
+  /**
+   * The plaintext, when it came to at most `inMemoryMaxBytes`: held in memory, so no file was
+   * written for it. Otherwise null and the plaintext is the scratch file at `path`.
+   */
+  buffer: Buffer | null;
+  /** The scratch file (in the job's scratch directory), when the input was not kept in memory. */
+  path: string | null;
   bytes: number;
   contentType: string | null;
   filename: string | null;
 }
 
 /**
- * Brings a job's source into the job's scratch directory as plaintext (os.tmpdir() only),
- * enforcing `maxBytes` while the bytes move.
+ * Brings a job's source to the worker as plaintext, enforcing `maxBytes` while the bytes move:
+ * into memory when the whole input fits `inMemoryMaxBytes` (a phone photo: nothing touches the
+ * disk), else into the job's scratch directory (os.tmpdir() only), which `scratch()` makes when the
+ * first file is needed. An input that outgrows the memory bound moves to the file on the way.
  */
 export async function acquireInput(
   deps: AcquireDeps,
-  input: { appId: string; mediaId: string; source: IngestSource; scratchDir: string; maxBytes: number; signal?: AbortSignal },
+  input: {
+    appId: string;
+    mediaId: string;
+    source: IngestSource;
+    /** The job's scratch directory, made on first use. */
+    scratch: () => Promise<string>;
+    maxBytes: number;
+    /** 0 (the default): always a scratch file. */
+    inMemoryMaxBytes?: number;
+    signal?: AbortSignal;
+  },
 ): Promise<AcquiredInput> {
-  const out = path.join(input.scratchDir, 'input');
   let body: Readable;
   let contentType: string | null = null;
   let filename: string | null = null;
@@ -70,8 +87,64 @@ export async function acquireInput(
     filename = path.basename(src.path);
   }
   const limiter = new SizeLimiter(input.maxBytes);
-  await pipeline(body, limiter, createWriteStream(out, { mode: 0o600 }), { signal: input.signal });
-  return { path: out, bytes: limiter.bytes, contentType, filename };
+  const memoryMax = input.inMemoryMaxBytes ?? 0;
+  if (memoryMax <= 0) {
+    const out = path.join(await input.scratch(), 'input');
+    await pipeline(body, limiter, createWriteStream(out, { mode: 0o600 }), { signal: input.signal });
+    return { buffer: null, path: out, bytes: limiter.bytes, contentType, filename };
+  }
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  let out: string | null = null;
+  // The sink's own failure (no scratch directory, a full disk) is the cause; the pipeline would
+  // report the abort it causes upstream instead.
+  let sinkFailure: { error: unknown } | null = null;
+  try {
+    await pipeline(
+      body,
+      limiter,
+      async (source: AsyncIterable<Buffer>) => {
+        let fh: FileHandle | null = null;
+        try {
+          for await (const chunk of source) {
+            if (fh) {
+              await writeAll(fh, [chunk]);
+              continue;
+            }
+            held.push(chunk);
+            heldBytes += chunk.length;
+            if (heldBytes > memoryMax) {
+              out = path.join(await input.scratch(), 'input');
+              fh = await open(out, 'wx', 0o600);
+              await writeAll(fh, held);
+              held = [];
+            }
+          }
+        } catch (err) {
+          sinkFailure ??= { error: err };
+          throw err;
+        } finally {
+          await fh?.close();
+        }
+      },
+      { signal: input.signal },
+    );
+  } catch (err) {
+    throw sinkFailure ? (sinkFailure as { error: unknown }).error : err;
+  }
+  if (out) return { buffer: null, path: out, bytes: limiter.bytes, contentType, filename };
+  return { buffer: held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes), path: null, bytes: limiter.bytes, contentType, filename };
+}
+
+async function writeAll(fh: FileHandle, bufs: Buffer[]): Promise<void> {
+  let rest = bufs;
+  while (rest.length > 0) {
+    const total = rest.reduce((n, b) => n + b.length, 0);
+    const { bytesWritten } = await fh.writev(rest);
+    if (bytesWritten === total) return;
+    // A short write (rare on regular files): go on from where it stopped.
+    rest = [Buffer.concat(rest).subarray(bytesWritten)];
+  }
 }
 
 async function openStored(open: () => Promise<Readable>): Promise<Readable> {

@@ -96,7 +96,7 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
 
   let format: StillOrAnimatedFormat;
   let fullLongSide: number;
-  let encodeAt: (choice: EncoderChoice, longSide: number, outputPath: string) => Promise<OutputInfo>;
+  let encodeAt: (choice: EncoderChoice, longSide: number, outputPath: string | null) => Promise<Encoded>;
   if (plan.animated) {
     format = plan.output as 'gif' | 'webp';
     const naturalLongSide = Math.max(facts.width, facts.height);
@@ -123,7 +123,7 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
   const bounds = { limitBytes: input.deliveredLimitBytes ?? limits.maxBytes, fullLongSide, animated: plan.animated };
   const progress = createProgressThrottle(input.onProgress);
   const attempts: FitAttempt[] = [];
-  let stored: { info: OutputInfo; outputPath: string; format: StillOrAnimatedFormat } | null = null;
+  let stored: { info: OutputInfo; outputPath: string; data: Buffer | undefined; format: StillOrAnimatedFormat } | null = null;
   const started = performance.now();
   for (;;) {
     const next = planImageFit(ladder, attempts, bounds, limits.fit);
@@ -132,17 +132,18 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
     input.signal?.throwIfAborted();
     if (attempts.length > 0) progress(Math.min(90, attempts.length * 15));
     const { choice, label } = ladder[next.step]!;
-    const outputPath = join(input.scratchDir, `image.${EXT_OF_FORMAT[choice.format]}`);
+    // An input held in memory is encoded to memory: the job writes no plaintext file at all.
+    const outputPath = input.inputBuffer ? null : join(input.scratchDir, `image.${EXT_OF_FORMAT[choice.format]}`);
     const t = performance.now();
-    const info = await encodeAt(choice, next.longSide, outputPath);
+    const { info, data } = await encodeAt(choice, next.longSide, outputPath);
     attempts.push({ step: next.step, longSide: next.longSide, bytes: info.size });
-    stored = { info, outputPath, format: choice.format };
+    stored = { info, outputPath: outputPath ?? '', data, format: choice.format };
     input.log.debug({ encoding: label, longSide: next.longSide, bytes: info.size, limitBytes: bounds.limitBytes, ms: Math.round(performance.now() - t) }, 'image encoded');
   }
   if (!stored) throw new Error('image fit ended without an encode');
 
   progress(100);
-  const { info, outputPath } = stored;
+  const { info, outputPath, data } = stored;
   const mimeType = MIME_OF_FORMAT[stored.format];
   const transform = reencodedTransform(mime, mimeType);
   const width = info.width;
@@ -151,7 +152,7 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
     { transform, from: mime, to: mimeType, width, height, pages: info.pages ?? 1, bytes: info.size, encodes: attempts.length, encodeMs: Math.round(performance.now() - started) },
     'image normalized',
   );
-  return { outputPath, mimeType, transform, width, height, durationMs: null, pages: null, waveform: null, variants: [] };
+  return { outputPath, ...(data ? { outputBuffer: data } : {}), mimeType, transform, width, height, durationMs: null, pages: null, waveform: null, variants: [] };
 }
 
 interface DecodedStill {
@@ -177,8 +178,8 @@ function alphaIsOpaque(data: Buffer, channels: number): boolean {
   return true;
 }
 
-/** The file sharp reads: the upload itself, or the PNG a format sharp cannot decode was turned into. */
-async function decodedSource(input: NormalizeInput, mime: string, limits: ImageLimits): Promise<string> {
+/** What sharp reads: the upload itself (in memory or a file), or the PNG a format sharp cannot decode was turned into. */
+async function decodedSource(input: NormalizeInput, mime: string, limits: ImageLimits): Promise<string | Buffer> {
   const common = { inputPath: input.inputPath, scratchDir: input.scratchDir, maxPixels: limits.maxPixels, signal: input.signal };
   if (mime === 'image/bmp') return bmpToPng({ ...common, maxToolMs: input.maxToolMs });
   if (mime === 'image/heic' || mime === 'image/heif') {
@@ -190,31 +191,43 @@ async function decodedSource(input: NormalizeInput, mime: string, limits: ImageL
     });
     return decoded.path;
   }
-  return input.inputPath;
+  return input.inputBuffer ?? input.inputPath;
 }
 
 /** Header-only read; an undecodable header is the image's fault. */
-async function readMetadata(path: string): Promise<Metadata> {
+async function readMetadata(source: string | Buffer): Promise<Metadata> {
   try {
     // No pixel limit here: the plan refuses oversize images with a message that says the size.
-    return await sharp(path, { limitInputPixels: false, failOn: 'error' }).metadata();
+    return await sharp(source, { limitInputPixels: false, failOn: 'error' }).metadata();
   } catch (err) {
     throw sharpFailureError(err, 'reading the image header');
   }
 }
 
-async function encode(img: Sharp, choice: EncoderChoice, outputPath: string): Promise<OutputInfo> {
+interface Encoded {
+  info: OutputInfo;
+  /** The encoded bytes, when encoded to memory (no output path). */
+  data?: Buffer;
+}
+
+async function encode(img: Sharp, choice: EncoderChoice, outputPath: string | null): Promise<Encoded> {
   try {
     switch (choice.format) {
       case 'jpeg':
-        return await img.jpeg(choice.options).toFile(outputPath);
+        img = img.jpeg(choice.options);
+        break;
       case 'png':
-        return await img.png(choice.options).toFile(outputPath);
+        img = img.png(choice.options);
+        break;
       case 'webp':
-        return await img.webp(choice.options).toFile(outputPath);
+        img = img.webp(choice.options);
+        break;
       case 'gif':
-        return await img.gif(choice.options).toFile(outputPath);
+        img = img.gif(choice.options);
+        break;
     }
+    if (outputPath !== null) return { info: await img.toFile(outputPath) };
+    return await img.toBuffer({ resolveWithObject: true });
   } catch (err) {
     throw sharpFailureError(err, 'converting the image');
   }

@@ -2,8 +2,13 @@ import type { MediaKind } from '../domain/kinds.js';
 import type { Logger } from '../log.js';
 
 export interface NormalizeInput {
-  /** Plaintext scratch file, already size-capped and sniffed. */
+  /** Plaintext scratch file, already size-capped and sniffed ('' when `inputBuffer` holds the bytes). */
   inputPath: string;
+  /**
+   * The plaintext held in memory instead of a file: a small input the image step decodes where it
+   * is (see `decodesInMemory` in normalize.ts); its output then comes back in `outputBuffer`.
+   */
+  inputBuffer?: Buffer | undefined;
   /** Canonical MIME from file-type / text detection (see canonicalMime in domain/policies). */
   sniffedMime: string;
   kind: MediaKind;
@@ -42,8 +47,10 @@ export interface NormalizeVariant {
 export type NormalizeTransform = 'kept' | 'remuxed' | 'transcoded' | 'converted';
 
 export interface NormalizeOutput {
-  /** The file to store (may equal inputPath when kept as sent). */
+  /** The file to store (may equal inputPath when kept as sent; '' when `outputBuffer` holds the bytes). */
   outputPath: string;
+  /** The bytes to store, when the input came in memory (`inputBuffer`): nothing was written to disk. */
+  outputBuffer?: Buffer;
   /** Stored MIME. */
   mimeType: string;
   transform: NormalizeTransform;

@@ -65,6 +65,24 @@ export async function sniffFile(path: string): Promise<Sniffed> {
   }
 }
 
+/**
+ * The worker's sniff of a whole input held in memory: the same answers as `sniffFile` on a file of
+ * these bytes, without one.
+ */
+export async function sniffBytes(bytes: Buffer): Promise<Sniffed> {
+  const ft = await fileTypeFromBuffer(bytes);
+  if (ft) {
+    if (ft.mime === 'application/zip') {
+      const ooxml = ooxmlFromCentralDirectoryBytes(bytes);
+      if (ooxml) return { mime: ooxml, ext: OOXML_EXT[ooxml]!, raw: ooxml };
+    }
+    return { mime: canonicalMime(ft.mime), ext: ft.ext, raw: ft.mime };
+  }
+  const len = Math.min(bytes.length, SNIFF_BYTES);
+  if (len > 0 && looksLikeText(bytes.subarray(0, len), len === bytes.length)) return { mime: 'text/plain', ext: 'txt', raw: 'text/plain' };
+  return { mime: null, ext: null, raw: null };
+}
+
 /** `II*\0` or `MM\0*`: a classic TIFF header (BigTIFF file-type recognises from the header alone). */
 export function isTiffHeader(head: Uint8Array): boolean {
   if (head.length < 8) return false;
@@ -106,6 +124,20 @@ async function ooxmlFromCentralDirectory(path: string): Promise<string | null> {
   const cd = await readRange(path, eocd.centralDirectoryOffset, eocd.centralDirectorySize);
   if (cd.length !== eocd.centralDirectorySize) return null;
   return ooxmlFromEntryNames(parseCentralDirectory(cd, eocd.entryCount).map((e) => e.name));
+}
+
+function ooxmlFromCentralDirectoryBytes(bytes: Buffer): string | null {
+  try {
+    const size = bytes.length;
+    const tailStart = Math.max(0, size - EOCD_SEARCH_BYTES);
+    const eocd = findEndOfCentralDirectory(bytes.subarray(tailStart), tailStart, size);
+    if (eocd.centralDirectorySize > MAX_CENTRAL_DIRECTORY_BYTES) return null;
+    const cd = bytes.subarray(eocd.centralDirectoryOffset, eocd.centralDirectoryOffset + eocd.centralDirectorySize);
+    if (cd.length !== eocd.centralDirectorySize) return null;
+    return ooxmlFromEntryNames(parseCentralDirectory(cd, eocd.entryCount).map((e) => e.name));
+  } catch {
+    return null;
+  }
 }
 
 /** Valid UTF-8, no NUL and few control characters: what a `.txt` document may hold. */

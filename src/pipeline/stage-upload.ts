@@ -29,6 +29,9 @@ export interface StagedUpload {
   sha256: string;
 }
 
+/** Uploads up to this size are read whole before they are sealed; larger ones stream. */
+const SMALL_UPLOAD_BYTES = 1024 * 1024;
+
 /**
  * Sniffs the first bytes before anything is kept (415 at once), then streams the rest through the
  * kind's size cap and the sealing pass into an encrypted staging object. On any failure nothing
@@ -59,23 +62,48 @@ export async function stageUpload(deps: { store: BlobStore; keyring: Keyring }, 
   const limit = input.limitFor(kind);
   if (head.length > limit) throw fileTooLarge(limit);
 
-  const rest = Readable.from(
-    (async function* () {
-      yield head;
-      if (ended) return;
-      for (;;) {
-        const r = await it.next();
-        if (r.done) return;
-        yield r.value;
-      }
-    })(),
-    { objectMode: false },
-  );
+  // A small upload (most photos and voice notes) is read whole and sealed in one call: no stream
+  // plumbing per chunk. Past SMALL_UPLOAD_BYTES the rest streams through the cap as it arrives.
+  const held: Buffer[] = [head];
+  let heldBytes = head.length;
+  while (!ended && heldBytes <= SMALL_UPLOAD_BYTES) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
+    held.push(chunk);
+    heldBytes += chunk.length;
+  }
   const key = stagingKey(input.appId, input.mediaId);
-  const limiter = new SizeLimiter(limit);
   const seal = createSealStream(deps.keyring, { purpose: 'staging', appId: input.appId, mediaId: input.mediaId });
-  const feeding = pipeline(rest, limiter, seal.stream);
-  const putting = deps.store.put(key, seal.stream, { signal: input.signal });
+  // The staging key is this media's, new, and no row names it before the put returns: `fresh`.
+  let putting: Promise<unknown>;
+  let feeding: Promise<unknown>;
+  if (ended) {
+    if (heldBytes > limit) {
+      seal.stream.destroy();
+      throw fileTooLarge(limit);
+    }
+    seal.stream.end(held.length === 1 ? held[0] : Buffer.concat(held, heldBytes));
+    feeding = Promise.resolve();
+    putting = deps.store.put(key, seal.stream, { signal: input.signal, fresh: true });
+  } else {
+    const rest = Readable.from(
+      (async function* () {
+        yield* held;
+        for (;;) {
+          const r = await it.next();
+          if (r.done) return;
+          yield r.value;
+        }
+      })(),
+      { objectMode: false },
+    );
+    feeding = pipeline(rest, new SizeLimiter(limit), seal.stream);
+    putting = deps.store.put(key, seal.stream, { signal: input.signal, fresh: true });
+  }
   // Whichever fails first decides; the other is awaited so nothing is left running.
   const [feedRes, putRes] = await Promise.allSettled([feeding, putting]);
   if (feedRes.status === 'rejected' || putRes.status === 'rejected') {

@@ -1,10 +1,7 @@
 import { newEventId, stagingKey } from '../domain/ids.js';
 import type { DeleteReason } from '../domain/kinds.js';
-import { appsWithWebhook } from '../db/repos/apps.js';
-import { auditDeletions } from '../db/repos/audit.js';
-import { markDeleted, type MediaRow } from '../db/repos/media.js';
-import { insertMediaDeletedDeliveries } from '../db/repos/webhook-deliveries.js';
-import { withTransaction, type Pool, type PoolClient } from '../db/pool.js';
+import { markDeletedAudited, type Deletion, type MediaRow } from '../db/repos/media.js';
+import type { Pool, PoolClient } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { Queues } from '../queue/queues.js';
 import { BlobDeleteError, InvalidBlobKeyError, type BlobStore } from '../storage/blob-store.js';
@@ -17,6 +14,13 @@ export interface PurgeDeps {
   log: Logger;
 }
 
+/** What deleting a media needs of its row: where its objects are, and the fields its event carries. */
+export type DeletableRow = Pick<
+  MediaRow,
+  'id' | 'app_id' | 'device_id' | 'kind' | 'media_path' | 'mime_type' | 'detected_mime' | 'size_bytes' | 'stored_bytes' | 'checksum'
+  | 'error_code' | 'error_message' | 'storage_key' | 'variants'
+>;
+
 /** Every object a media may own: the stored object, its variants, its staging object. */
 export function objectKeys(row: Pick<MediaRow, 'app_id' | 'id' | 'storage_key' | 'variants'>): string[] {
   return [row.storage_key, ...row.variants.map((v) => v.key), stagingKey(row.app_id, row.id)];
@@ -27,51 +31,68 @@ export function objectKeys(row: Pick<MediaRow, 'app_id' | 'id' | 'storage_key' |
  * marked deleted with one audit row. A crash in between leaves `deleting`, which the next sweep
  * finishes; deleting absent objects is success, so running twice is harmless.
  */
-export async function finishDeletion(deps: PurgeDeps, row: MediaRow, reason: DeleteReason, opts: { bytesAlreadyDeleted?: boolean } = {}): Promise<boolean> {
+export async function finishDeletion(deps: PurgeDeps, row: DeletableRow, reason: DeleteReason, opts: { bytesAlreadyDeleted?: boolean } = {}): Promise<boolean> {
   if (!opts.bytesAlreadyDeleted) await deps.store.delete(objectKeys(row));
   const done = await finishDeletions(deps, deps.pool, [{ row, reason }]);
   return done.length === 1;
 }
 
 /**
- * Marks rows whose bytes are gone `deleted`, in one transaction with exactly one audit row each and
- * their `media.deleted` webhook deliveries (the outbox: a crash after commit loses no event, the
- * reconciler enqueues pending deliveries). The update is conditional on `deleting`, so a row two
- * sweepers both finished is deleted, audited and announced once. Returns the rows this call deleted.
+ * Marks rows whose bytes are gone `deleted`, with exactly one audit row each and their
+ * `media.deleted` webhook deliveries (the outbox: a crash after commit loses no event, the reconciler
+ * enqueues pending deliveries), in one statement; then enqueues the deliveries. The update is
+ * conditional on `deleting`, so a row two sweepers both finished is deleted, audited and announced
+ * once. Returns the rows this call deleted.
  */
 export async function finishDeletions(
   deps: Pick<PurgeDeps, 'queues' | 'log'>,
   db: Pool | PoolClient,
-  items: ReadonlyArray<{ row: MediaRow; reason: DeleteReason }>,
-): Promise<MediaRow[]> {
-  if (items.length === 0) return [];
-  const reasonOf = new Map(items.map((i) => [i.row.id, i.reason]));
-  const { rows: done, deliveries } = await withTransaction(db, async (c) => {
-    const deliveries: string[] = [];
-    const rows = await markDeleted(c, [...reasonOf.keys()]);
-    if (rows.length === 0) return { rows, deliveries };
-    await auditDeletions(c, rows.map((r) => ({ appId: r.app_id, mediaId: r.id, reason: reasonOf.get(r.id)!, bytes: r.stored_bytes ?? 0 })));
-    const withHook = await appsWithWebhook(c, [...new Set(rows.map((r) => r.app_id))]);
-    if (withHook.size > 0) {
-      const announced = rows.filter((r) => withHook.has(r.app_id));
-      const at = new Date();
-      const events = announced.map((r) => {
-        const id = newEventId();
-        return { id, appId: r.app_id, mediaId: r.id, body: eventBody(id, 'media.deleted', r, reasonOf.get(r.id), at) };
-      });
-      await insertMediaDeletedDeliveries(c, events);
-      deliveries.push(...events.map((e) => e.id));
+  items: ReadonlyArray<{ row: DeletableRow; reason: DeleteReason; announce?: boolean }>,
+): Promise<Array<{ id: string; app_id: string; stored_bytes: number | null }>> {
+  const { deleted, deliveries } = await markBatchDeleted(db, items);
+  await enqueueDeliveries(deps, deliveries);
+  return deleted;
+}
+
+/**
+ * The commit of a batch (see `finishDeletions`), without the enqueue: a sweep enqueues a batch's
+ * deliveries while its next batch runs. `announce: false` skips building the event of a row whose
+ * app had no webhook when it was claimed; whether an event is written is decided at commit, by the
+ * app's webhook then.
+ */
+export async function markBatchDeleted(
+  db: Pool | PoolClient,
+  items: ReadonlyArray<{ row: DeletableRow; reason: DeleteReason; announce?: boolean }>,
+): Promise<{ deleted: Array<{ id: string; app_id: string; stored_bytes: number | null }>; deliveries: string[] }> {
+  if (items.length === 0) return { deleted: [], deliveries: [] };
+  const at = new Date();
+  const byId = new Map<string, Deletion>();
+  for (const { row, reason, announce } of items) {
+    if (byId.has(row.id)) continue;
+    let event: Deletion['event'] = null;
+    if (announce !== false) {
+      const id = newEventId();
+      event = { id, body: eventBody(id, 'media.deleted', row, reason, at) };
     }
-    return { rows, deliveries };
-  });
-  // Enqueued only once committed: a job must never name a delivery a rollback took back.
-  if (deliveries.length > 0) {
-    // Through Queues.add, so configured webhook attempts/backoff apply; concurrent adds share the connection's pipeline.
-    const results = await Promise.allSettled(deliveries.map((id) => deps.queues.add('webhook', { v: 1, deliveryId: id })));
-    const lost = results.filter((r) => r.status === 'rejected').length;
-    if (lost > 0) deps.log.warn({ count: lost }, 'media.deleted webhook enqueue failed; the reconciler will retry');
+    byId.set(row.id, { id: row.id, reason, event });
   }
-  return done;
+  const rows = await markDeletedAudited(db, [...byId.values()]);
+  return {
+    deleted: rows.map((r) => ({ id: r.id, app_id: r.app_id, stored_bytes: r.stored_bytes })),
+    deliveries: rows.flatMap((r) => (r.delivery_id ? [r.delivery_id] : [])),
+  };
+}
+
+/**
+ * Enqueues committed deliveries (never before the commit: a job must never name a delivery a
+ * rollback took back). Never throws: what is not enqueued stays pending for the reconciler.
+ */
+export async function enqueueDeliveries(deps: Pick<PurgeDeps, 'queues' | 'log'>, deliveries: readonly string[]): Promise<void> {
+  if (deliveries.length === 0) return;
+  // Through Queues.add, so configured webhook attempts/backoff apply; concurrent adds share the connection's pipeline.
+  const results = await Promise.allSettled(deliveries.map((id) => deps.queues.add('webhook', { v: 1, deliveryId: id })));
+  const lost = results.filter((r) => r.status === 'rejected').length;
+  if (lost > 0) deps.log.warn({ count: lost }, 'media.deleted webhook enqueue failed; the reconciler will retry');
 }
 
 /**
@@ -79,7 +100,7 @@ export async function finishDeletions(
  * 1000 keys). Returns the ids whose objects are all gone; a row with any key left stays `deleting`
  * for the next sweep. A key the store refuses outright (a malformed row) fails only its own row.
  */
-export async function deleteObjectsOf(store: BlobStore, rows: readonly MediaRow[]): Promise<{ done: Set<string>; failed: Map<string, unknown> }> {
+export async function deleteObjectsOf(store: BlobStore, rows: ReadonlyArray<Pick<MediaRow, 'app_id' | 'id' | 'storage_key' | 'variants'>>): Promise<{ done: Set<string>; failed: Map<string, unknown> }> {
   const done = new Set<string>();
   const failed = new Map<string, unknown>();
   const keysOf = new Map<string, string[]>();

@@ -5,7 +5,7 @@ import type { DeleteReason } from '../domain/kinds.js';
 import { sweepSeconds, sweeperBytesFreedTotal, sweeperDeletionsTotal } from '../metrics.js';
 import { acquireLease } from './lease.js';
 import { sweepBacklog, sweepBatchSeconds } from './metrics.js';
-import { deleteObjectsOf, finishDeletions, type PurgeDeps } from './purge-media.js';
+import { deleteObjectsOf, enqueueDeliveries, markBatchDeleted, type PurgeDeps } from './purge-media.js';
 import { sweepStaging } from './staging.js';
 
 export interface SweepOptions {
@@ -44,6 +44,8 @@ export interface SweepResult {
 }
 
 const ITEMS_KEPT = 1000;
+/** Batches worked on at once by one sweep (see `SweepOptions.concurrency`). */
+export const DEFAULT_SWEEP_LANES = 2;
 
 /**
  * One retention sweep, two-phase and crash-safe. Each batch takes a lease (an advisory lock that
@@ -82,26 +84,50 @@ export async function sweep(deps: PurgeDeps, opts: SweepOptions): Promise<SweepR
     }
 
     let budget = opts.maxBatches ?? 200;
+    // A batch's webhook jobs are enqueued while the lane's next batch runs; one such enqueue at a
+    // time per lane, and all of them settled before the sweep returns.
+    const enqueuer = () => {
+      let pending: Promise<void> = Promise.resolve();
+      return {
+        async add(deliveries: readonly string[]): Promise<void> {
+          await pending;
+          pending = enqueueDeliveries(deps, deliveries);
+        },
+        settled: () => pending,
+      };
+    };
     // Rows a dead sweeper left first. A batch with any failure ends this phase: its rows are
     // released at once and would otherwise be taken again, in a loop, by this very run.
-    while (budget > 0) {
-      const batch = await runBatch(deps, opts, result, (db, token) => claimAbandonedDeleting(db, token, opts.batchSize, scope));
-      budget--;
-      if (batch.claimed < opts.batchSize || batch.failed > 0) break;
+    const first = enqueuer();
+    try {
+      while (budget > 0) {
+        const batch = await runBatch(deps, result, (db, token) => claimAbandonedDeleting(db, token, opts.batchSize, scope));
+        budget--;
+        await first.add(batch.deliveries);
+        if (batch.claimed < opts.batchSize || batch.failed > 0) break;
+      }
+    } finally {
+      await first.settled();
     }
     // Lanes overlap one batch's database work with another's storage calls; SKIP LOCKED keeps
     // their batches disjoint, exactly as between sweeper processes.
     let done = false;
     const lane = async (): Promise<void> => {
-      while (!done && budget > 0) {
-        budget--;
-        const batch = await runBatch(deps, opts, result, (db, token) => claimDue(db, token, opts.batchSize, opts.maxRetentionSeconds, scope));
-        // A short batch: nothing more is due. Nothing of a full batch deleted: the store is down;
-        // stop claiming, what was claimed answers 404 already and the next run finishes it.
-        if (batch.claimed < opts.batchSize || batch.failed === batch.claimed) done = true;
+      const events = enqueuer();
+      try {
+        while (!done && budget > 0) {
+          budget--;
+          const batch = await runBatch(deps, result, (db, token) => claimDue(db, token, opts.batchSize, opts.maxRetentionSeconds, scope));
+          await events.add(batch.deliveries);
+          // A short batch: nothing more is due. Nothing of a full batch deleted: the store is down;
+          // stop claiming, what was claimed answers 404 already and the next run finishes it.
+          if (batch.claimed < opts.batchSize || batch.failed === batch.claimed) done = true;
+        }
+      } finally {
+        await events.settled();
       }
     };
-    const lanes = await Promise.allSettled(Array.from({ length: Math.max(1, opts.concurrency ?? 2) }, () => lane().catch((err: unknown) => {
+    const lanes = await Promise.allSettled(Array.from({ length: Math.max(1, opts.concurrency ?? DEFAULT_SWEEP_LANES) }, () => lane().catch((err: unknown) => {
       done = true;
       throw err;
     })));
@@ -120,26 +146,33 @@ export async function sweep(deps: PurgeDeps, opts: SweepOptions): Promise<SweepR
   }
 }
 
+/**
+ * One batch under its own lease: claim, delete the bytes, then one statement marks the rows deleted
+ * with their audit and outbox rows. Returns the committed deliveries for the caller to enqueue
+ * once the lease is given back.
+ */
 async function runBatch(
   deps: PurgeDeps,
-  opts: SweepOptions,
   result: SweepResult,
   claim: (db: Pick<Pool, 'query'>, token: number) => Promise<ClaimedRow[]>,
-): Promise<{ claimed: number; failed: number }> {
+): Promise<{ claimed: number; failed: number; deliveries: string[] }> {
   const lease = await acquireLease(deps.pool);
   const started = performance.now();
   try {
     const rows = await claim(lease.client, lease.token);
-    if (rows.length === 0) return { claimed: 0, failed: 0 };
+    if (rows.length === 0) return { claimed: 0, failed: 0, deliveries: [] };
     const { done, failed } = await deleteObjectsOf(deps.store, rows);
     for (const [id, err] of failed) deps.log.error({ err, mediaId: id }, 'sweep could not delete the objects of a media; it stays deleting for the next run');
 
     const finishing = rows.filter((r) => done.has(r.id));
     let finished: ClaimedRow[] = [];
     let finishFailed = 0;
+    let deliveries: string[] = [];
     const tx = performance.now();
     try {
-      const deleted = new Set((await finishDeletions(deps, lease.client, finishing.map((row) => ({ row, reason: row.reason })))).map((r) => r.id));
+      const committed = await markBatchDeleted(lease.client, finishing.map((row) => ({ row, reason: row.reason, announce: row.hooked })));
+      const deleted = new Set(committed.deleted.map((r) => r.id));
+      deliveries = committed.deliveries;
       // Rows another sweeper finished meanwhile are neither failures nor ours to count.
       finished = finishing.filter((r) => deleted.has(r.id));
     } catch (err) {
@@ -155,7 +188,7 @@ async function runBatch(
     }
     result.failed += failed.size + finishFailed;
     result.batches++;
-    return { claimed: rows.length, failed: failed.size + finishFailed };
+    return { claimed: rows.length, failed: failed.size + finishFailed, deliveries };
   } finally {
     await lease.release();
     const ms = performance.now() - started;

@@ -7,6 +7,18 @@ export interface ByteRange {
   end: number;
 }
 
+export interface PutOptions {
+  signal?: AbortSignal;
+  contentLength?: number;
+  /**
+   * The key is new and nothing reads or points at it before this put returns (a staging key, a
+   * processing run's own key). A driver may then let the object show at the key before its bytes
+   * are durable (the fs driver fsyncs the file and its directory at once): after a crash such a key
+   * may hold a part of the object. A put that fails still leaves nothing.
+   */
+  fresh?: boolean;
+}
+
 export interface PutResult {
   /** Bytes written to the store (ciphertext size for sealed objects). */
   bytes: number;
@@ -20,7 +32,7 @@ export interface PutResult {
 export interface BlobStore {
   readonly driver: 'fs' | 's3';
   /** Streams `body` into `key`; the object appears whole or not at all. A failing `body` leaves nothing. */
-  put(key: string, body: Readable, opts?: { signal?: AbortSignal; contentLength?: number }): Promise<PutResult>;
+  put(key: string, body: Readable, opts?: PutOptions): Promise<PutResult>;
   /** A stream of the object, or of `range` of it. */
   get(key: string, range?: ByteRange): Promise<Readable>;
   /** Size in bytes, or null when absent. */

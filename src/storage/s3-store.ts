@@ -45,6 +45,8 @@ export interface S3StoreOptions {
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 const DEFAULT_QUEUE_SIZE = 2;
 const DELETE_BATCH = 1000; // DeleteObjects' limit
+/** DeleteObjects calls one `delete` keeps in flight (S3 takes thousands of requests per second per prefix). */
+const DELETE_CALLS_IN_FLIGHT = 4;
 const CONNECTION_TIMEOUT_MS = 3_000;
 /** Whole request until response headers (an 8 MiB part must fit in it), and the longest a socket may idle mid-body. */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -211,30 +213,48 @@ export function createS3Store(opts: S3StoreOptions): BlobStore {
     }
   }
 
+  /**
+   * DeleteObjects of up to 1000 keys each, `DELETE_CALLS_IN_FLIGHT` at once: one call is a round trip
+   * plus the server's work, and a sweep of a backlog deletes thousands of keys per batch.
+   */
   async function del(keys: readonly string[]): Promise<void> {
     for (const key of keys) assertBlobKey(key); // validate every key before deleting any
     const unique = [...new Set(keys)];
+    const chunks: string[][] = [];
+    for (let i = 0; i < unique.length; i += DELETE_BATCH) chunks.push(unique.slice(i, i + DELETE_BATCH));
     const failed: string[] = [];
     let firstCause: unknown;
-    for (let i = 0; i < unique.length; i += DELETE_BATCH) {
-      const batch = unique.slice(i, i + DELETE_BATCH);
-      let errors;
-      try {
-        const res = await client.send(
-          new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-        );
-        errors = res.Errors ?? [];
-      } catch (err) {
-        // the whole request failed: this batch and every later one are not known to be deleted
-        const notDone = [...failed, ...unique.slice(i)];
-        throw new BlobDeleteError(`s3 delete failed for ${notDone.length} of ${unique.length} keys: ${describe(err)}`, notDone, err);
+    let requestFailure: unknown;
+    let next = 0;
+    const caller = async (): Promise<void> => {
+      // After a failed request, later chunks are not sent: the store is likely down, and what was
+      // not sent is reported as not deleted.
+      while (next < chunks.length && requestFailure === undefined) {
+        const batch = chunks[next++]!;
+        let errors;
+        try {
+          const res = await client.send(
+            new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          );
+          errors = res.Errors ?? [];
+        } catch (err) {
+          requestFailure ??= err;
+          failed.push(...batch);
+          continue;
+        }
+        // A 200 can still carry per-key failures (AccessDenied, InternalError, SlowDown...): never ignore them.
+        for (const e of errors) {
+          if (e.Code === 'NoSuchKey') continue; // absent is deleted, as far as we are concerned
+          failed.push(e.Key ?? '(no key)');
+          firstCause ??= e;
+        }
       }
-      // A 200 can still carry per-key failures (AccessDenied, InternalError, SlowDown...): never ignore them.
-      for (const e of errors) {
-        if (e.Code === 'NoSuchKey') continue; // absent is deleted, as far as we are concerned
-        failed.push(e.Key ?? '(no key)');
-        firstCause ??= e;
-      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_CALLS_IN_FLIGHT, chunks.length) }, caller));
+    if (requestFailure !== undefined) {
+      // the whole request failed: its keys and every chunk not sent are not known to be deleted
+      const notDone = [...failed, ...chunks.slice(next).flat()];
+      throw new BlobDeleteError(`s3 delete failed for ${notDone.length} of ${unique.length} keys: ${describe(requestFailure)}`, notDone, requestFailure);
     }
     if (failed.length > 0) {
       const first = firstCause as { Code?: string; Message?: string } | undefined;

@@ -8,7 +8,13 @@ import type { Logger } from '../log.js';
 import type { Queues } from '../queue/queues.js';
 
 /** The webhook body of API.md. */
-export function eventBody(id: string, event: MediaEvent, row: MediaRow, reason?: DeleteReason, at = new Date()) {
+export function eventBody(
+  id: string,
+  event: MediaEvent,
+  row: Pick<MediaRow, 'id' | 'media_path' | 'kind' | 'mime_type' | 'detected_mime' | 'size_bytes' | 'checksum' | 'device_id' | 'error_code' | 'error_message'>,
+  reason?: DeleteReason,
+  at = new Date(),
+) {
   return {
     event,
     id,

@@ -171,6 +171,18 @@ export function blobStoreContract(name: string, make: () => Promise<BlobStoreSub
       expect((await readAll(await store.get(k))).toString()).toBe('second');
     });
 
+    it('puts a fresh key (nothing points at it yet) whole, and leaves nothing when its body fails', async () => {
+      const k = key('fresh/ok.bin');
+      const data = randomBytes(200_000);
+      expect((await store.put(k, Readable.from([data]), { fresh: true })).bytes).toBe(data.length);
+      expect((await readAll(await store.get(k))).equals(data)).toBe(true);
+      const bad = key('fresh/failing.bin');
+      const bodyError = new Error('client went away');
+      await expect(store.put(bad, patternStream(3 * MiB, { failAt: 1 * MiB, error: bodyError }), { fresh: true })).rejects.toBe(bodyError);
+      expect(await store.exists(bad)).toBe(false);
+      expect(await leftovers(bad)).toEqual([]);
+    });
+
     it('takes bodies of many small chunks, and string chunks', async () => {
       const k = key('small-chunks.bin');
       const data = patternBytes(7, 300_000);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileTypeFromFile } from 'file-type';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decideKind } from '../../src/domain/policies.js';
-import { isTiffHeader, ooxmlFromEntryNames, SNIFF_BYTES, sniffBuffer, sniffFile } from '../../src/pipeline/sniff.js';
+import { isTiffHeader, ooxmlFromEntryNames, SNIFF_BYTES, sniffBuffer, sniffBytes, sniffFile } from '../../src/pipeline/sniff.js';
 import { fixture } from '../fixtures/generate.js';
 import { buildZip } from '../fixtures/zip-writer.js';
 import { incompressible, makeDocxLargeFirstEntry, makeDocxStreamed, makeMp4MoovAtEnd, makeTiffByFfmpeg, makeTiffBySharp } from '../fixtures/sniff-media.js';
@@ -153,5 +153,32 @@ describe('ZIP-based documents', () => {
     ['content types, no main part', ['[Content_Types].xml', 'word/styles.xml'], null],
   ])('OOXML from entry names: %s', (_name, names, expected) => {
     expect(ooxmlFromEntryNames(names)).toBe(expected);
+  });
+});
+
+describe('the worker sniffs a small input held in memory exactly as it sniffs a file', () => {
+  const small = ['jpegExifOrientation6', 'pngAlpha', 'gifAnimated', 'webpStatic', 'tiff', 'avif', 'bmp', 'heicHeader', 'jpegGarbage', 'm4a', 'oggOpusMono', 'mp3', 'wav', 'flac', 'pdf', 'docx', 'doc', 'text', 'zipBomb'] as const;
+  it.each(small)('%s: sniffBytes(bytes) = sniffFile(file)', async (name) => {
+    const file = await fixture(name);
+    expect(await sniffBytes(await readFile(file))).toEqual(await sniffFile(file));
+  });
+
+  it.each([
+    ['a TIFF with its directory after the pixels', makeTiffBySharp],
+    ['an MP4 whose moov follows the media data', makeMp4MoovAtEnd],
+    ['a streamed DOCX (sizes after each entry)', makeDocxStreamed],
+    ['a DOCX with a large first entry', makeDocxLargeFirstEntry],
+  ])('%s', async (_what, make) => {
+    const file = await make(dir);
+    expect(await sniffBytes(await readFile(file))).toEqual(await sniffFile(file));
+  });
+
+  it('an empty input and bytes of no known format', async () => {
+    const empty = path.join(dir, 'empty.bin');
+    await writeFile(empty, Buffer.alloc(0));
+    expect(await sniffBytes(Buffer.alloc(0))).toEqual(await sniffFile(empty));
+    const noise = path.join(dir, 'noise.bin');
+    await writeFile(noise, incompressible(100_000));
+    expect(await sniffBytes(incompressible(100_000))).toEqual(await sniffFile(noise));
   });
 });

@@ -207,11 +207,18 @@ function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/**
+ * Polls the row until it settles or `seconds` pass: every 10 ms at first, backing off to 150 ms, so
+ * a small photo (ready in tens of milliseconds) is answered when it is ready, not at the next tick
+ * of a slow poll, while a long video costs a query only every 150 ms.
+ */
 async function waitSettled(rt: Runtime, row: MediaRow, seconds: number): Promise<MediaRow> {
   const deadline = Date.now() + seconds * 1000;
   let current = row;
+  let pause = 10;
   while (Date.now() < deadline && (current.status === 'queued' || current.status === 'processing')) {
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, Math.min(pause, Math.max(0, deadline - Date.now()))));
+    pause = Math.min(150, pause * 1.5);
     current = (await mediaRepo.getMediaById(rt.pool, row.id)) ?? current;
   }
   return current;

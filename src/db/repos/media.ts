@@ -1,6 +1,8 @@
 import type { Queryable } from '../pool.js';
 import type { DeleteReason, MediaKind, MediaSource, MediaStatus } from '../../domain/kinds.js';
+import { insertDeletionAuditsSql } from './audit.js';
 import { LIVE_TOKENS_SQL } from './sweep-leases.js';
+import { insertMediaDeletedDeliveriesSql } from './webhook-deliveries.js';
 
 export interface MediaRow {
   id: string;
@@ -158,6 +160,31 @@ export async function claimForProcessing(db: Queryable, id: string, claimToken: 
   return rows[0] ?? null;
 }
 
+/**
+ * The worker's claim in one round trip: `claimForProcessing` for a row of `appId`, returning with it
+ * the app's per-kind limits. Null when there is nothing to claim (no row, another app's, settled);
+ * the caller reads the row to tell which.
+ *
+ * Committed without waiting for the WAL flush (synchronous_commit off for this one transaction):
+ * a claim lost to a database crash changes nothing, because the run's every later change is
+ * conditional on it and committed synchronously, which flushes the WAL up to and past the claim;
+ * a crash before that fails the run as any outage does, and the job is retried. It saves a disk
+ * flush on every job.
+ */
+export async function claimForRun(db: Queryable, id: string, appId: string, claimToken: string): Promise<{ row: MediaRow; appLimits: Record<string, unknown> } | null> {
+  const { rows } = await db.query<MediaRow & { app_limits: Record<string, unknown> | null }>({
+    text: `UPDATE media SET status = 'processing', claim_token = $2, attempts = attempts + 1, updated_at = now()
+     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+     WHERE media.id = $1 AND media.app_id = $3 AND media.status IN ('queued', 'processing')
+     RETURNING media.*, (SELECT limits FROM apps WHERE apps.id = media.app_id) AS app_limits`,
+    values: [id, claimToken, appId],
+  });
+  const r = rows[0];
+  if (!r) return null;
+  const { app_limits: appLimits, ...row } = r;
+  return { row: row as MediaRow, appLimits: appLimits ?? {} };
+}
+
 /** The kind decided from the bytes, if run `claimToken` still owns the row; false when it does not. */
 export async function setKindForRun(db: Queryable, id: string, claimToken: string, kind: MediaKind): Promise<boolean> {
   const { rowCount } = await db.query(`UPDATE media SET kind = $3 WHERE id = $1 AND status = 'processing' AND claim_token = $2`, [id, claimToken, kind]);
@@ -214,6 +241,47 @@ export async function markReady(db: Queryable, id: string, claimToken: string, f
 }
 
 /**
+ * `markReady` and, when the app has a webhook URL, its `media.ready` outbox row, in one statement:
+ * one round trip, and atomic like the transaction it replaces (the state change and its event commit
+ * together or not at all). `event.body` is built by the caller from the row it claimed and the
+ * fields it sets. Null when the run no longer owns the row; else the delivery id (null without a
+ * webhook, or without `event`).
+ */
+export async function markReadyWithEvent(
+  db: Queryable,
+  id: string,
+  claimToken: string,
+  f: ReadyFields,
+  event: { id: string; body: unknown } | null,
+): Promise<{ deliveryId: string | null } | null> {
+  const values = [
+    id, claimToken, f.mimeType, f.detectedMime, f.sizeBytes, f.storedBytes, f.checksum, f.keyId, f.width, f.height, f.durationMs, f.pages,
+    f.waveform === null ? null : JSON.stringify(f.waveform), f.transform, JSON.stringify(f.variants), f.inputBytes, f.originalName ?? null,
+    f.storageKey,
+  ];
+  const ready = `UPDATE media SET status = 'ready', mime_type = $3, detected_mime = $4, size_bytes = $5, stored_bytes = $6, checksum = $7,
+       key_id = $8, width = $9, height = $10, duration_ms = $11, pages = $12, waveform = $13, transform = $14, variants = $15,
+       input_bytes = $16, original_name = COALESCE(original_name, $17), storage_key = $18, staging_key = NULL, error_code = NULL,
+       error_message = NULL, ready_at = now(), updated_at = now()
+     WHERE id = $1 AND status = 'processing' AND claim_token = $2 RETURNING id, app_id`;
+  if (!event) {
+    const { rows } = await db.query<{ id: string }>(ready, values);
+    return rows[0] ? { deliveryId: null } : null;
+  }
+  const { rows } = await db.query<{ id: string; delivery_id: string | null }>({
+    text: `WITH ready AS (${ready}),
+     outbox AS (
+       INSERT INTO webhook_deliveries (id, app_id, event, media_id, body)
+       SELECT $19, ready.app_id, 'media.ready', ready.id, $20::jsonb FROM ready
+       WHERE EXISTS (SELECT 1 FROM apps WHERE apps.id = ready.app_id AND apps.webhook_url IS NOT NULL AND apps.webhook_url <> '')
+       RETURNING id)
+     SELECT ready.id, (SELECT id FROM outbox) AS delivery_id FROM ready`,
+    values: [...values, event.id, JSON.stringify(event.body)],
+  });
+  return rows[0] ? { deliveryId: rows[0].delivery_id } : null;
+}
+
+/**
  * queued|processing → failed. With `claimToken` (a processing run recording its own failure) only
  * while that run still owns the row; without it (the reconciler, which found no source) any run.
  */
@@ -245,15 +313,42 @@ export async function markDeleting(db: Queryable, appId: string, id: string, rea
   return rows[0] ?? null;
 }
 
+/** One row to mark deleted: why, and its `media.deleted` event when its app may have a webhook. */
+export interface Deletion {
+  id: string;
+  reason: DeleteReason;
+  event: { id: string; body: unknown } | null;
+}
+
 /**
- * deleting → deleted, for rows whose bytes are gone. Conditional on `deleting`, so a row two
- * sweepers both finished is returned (and so audited and announced) by one of them only.
+ * deleting → deleted for rows whose bytes are gone, with exactly one `media.deleted` audit row each
+ * and, for apps that have a webhook when it commits, the event's outbox row: one statement, so one
+ * round trip per batch and atomic like the transaction it replaces (no BEGIN/COMMIT to wait for).
+ * Conditional on `deleting`, so a row two sweepers both finished is deleted, audited and announced
+ * by one of them only. Returns the rows this call deleted, with their delivery id (null: no webhook).
  */
-export async function markDeleted(db: Queryable, ids: readonly string[]): Promise<MediaRow[]> {
-  const { rows } = await db.query<MediaRow>(
-    `UPDATE media SET status = 'deleted', deleted_at = now(), updated_at = now(), staging_key = NULL
-     WHERE id = ANY($1::text[]) AND status = 'deleting' RETURNING *`,
-    [ids],
+export async function markDeletedAudited(
+  db: Queryable,
+  items: readonly Deletion[],
+): Promise<Array<{ id: string; app_id: string; stored_bytes: number | null; delivery_id: string | null }>> {
+  if (items.length === 0) return [];
+  const { rows } = await db.query<{ id: string; app_id: string; stored_bytes: number | null; delivery_id: string | null }>(
+    // `m.id = ANY($1)` keeps the update a primary-key lookup whatever the batch size (see claimDue).
+    `WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS i(id, reason, event_id, body)),
+     d AS (
+       UPDATE media m SET status = 'deleted', deleted_at = now(), updated_at = now(), staging_key = NULL
+       WHERE m.id = ANY($1::text[]) AND m.status = 'deleting'
+       RETURNING m.id, m.app_id, m.stored_bytes),
+     done AS (SELECT d.id, d.app_id, d.stored_bytes, COALESCE(d.stored_bytes, 0) AS bytes, i.reason, i.event_id, i.body FROM d JOIN i ON i.id = d.id),
+     audit AS (${insertDeletionAuditsSql('done')}),
+     outbox AS (${insertMediaDeletedDeliveriesSql('done')})
+     SELECT done.id, done.app_id, done.stored_bytes, outbox.id AS delivery_id FROM done LEFT JOIN outbox ON outbox.media_id = done.id`,
+    [
+      items.map((d) => d.id),
+      items.map((d) => d.reason),
+      items.map((d) => d.event?.id ?? null),
+      items.map((d) => (d.event ? JSON.stringify(d.event.body) : null)),
+    ],
   );
   return rows;
 }
@@ -344,7 +439,20 @@ export interface SweepScope {
   deviceId?: string;
 }
 
-export type ClaimedRow = MediaRow & { reason: DeleteReason };
+/**
+ * What a sweep batch needs of a row it claims: its objects, its audit figures and its event's
+ * fields; no timestamps, which are the costly part of reading a row back. `hooked`: its app had a
+ * webhook at claim time, so its event is built (the commit checks the app again).
+ */
+export type ClaimedRow = Pick<
+  MediaRow,
+  'id' | 'app_id' | 'device_id' | 'kind' | 'media_path' | 'mime_type' | 'detected_mime' | 'size_bytes' | 'stored_bytes' | 'checksum'
+  | 'error_code' | 'error_message' | 'storage_key' | 'variants'
+> & { reason: DeleteReason; hooked: boolean };
+
+const CLAIMED = `m.id, m.app_id, m.device_id, m.kind, m.media_path, m.mime_type, m.detected_mime, m.size_bytes, m.stored_bytes, m.checksum,
+  m.error_code, m.error_message, m.storage_key, m.variants,
+  EXISTS (SELECT 1 FROM apps a WHERE a.id = m.app_id AND a.webhook_url IS NOT NULL) AS hooked`;
 
 /** Failed uploads, and queued/processing rows that name no source, are removed this long after their last change. */
 export const ABANDONED_AFTER = "interval '1 hour'";
@@ -438,7 +546,7 @@ export async function claimDue(db: Queryable, token: number, limit: number, maxR
     // as a join the planner turns to a scan of the whole table once a batch is large.
     const sql = `UPDATE media m SET status = 'deleting', delete_reason = ${REASON}, sweep_claim = ${q.p(token)}, updated_at = now()
       WHERE m.id = ANY(ARRAY(${ids})) AND ${LIVE}
-      RETURNING m.*, m.delete_reason AS reason`;
+      RETURNING ${CLAIMED}, m.delete_reason AS reason`;
     const { rows } = await db.query<ClaimedRow>(sql, q.values);
     out.push(...rows);
   }
@@ -458,7 +566,7 @@ export async function claimAbandonedDeleting(db: Queryable, token: number, limit
   const ids = `SELECT m.id FROM media m WHERE ${abandonedDeleting(q.p)} AND ${scopeSql(q.p, scope)} ORDER BY m.updated_at LIMIT ${q.p(limit)} FOR UPDATE OF m SKIP LOCKED`;
   const sql = `UPDATE media m SET sweep_claim = ${q.p(token)}, updated_at = now()
      WHERE m.id = ANY(ARRAY(${ids})) AND m.status = 'deleting'
-     RETURNING m.*, COALESCE(m.delete_reason, 'expired') AS reason`;
+     RETURNING ${CLAIMED}, COALESCE(m.delete_reason, 'expired') AS reason`;
   const { rows } = await db.query<ClaimedRow>(sql, q.values);
   return rows;
 }

@@ -8,14 +8,16 @@ export async function insertDelivery(db: Queryable, d: { id: string; appId: stri
   ]);
 }
 
-/** The `media.deleted` events of a batch of deletions, in one statement. */
-export async function insertMediaDeletedDeliveries(db: Queryable, items: ReadonlyArray<{ id: string; appId: string; mediaId: string; body: unknown }>): Promise<void> {
-  await db.query(
-    `INSERT INTO webhook_deliveries (id, app_id, event, media_id, body)
-     SELECT i, a, 'media.deleted', m, b FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS t(i, a, m, b)`,
-    [items.map((d) => d.id), items.map((d) => d.appId), items.map((d) => d.mediaId), items.map((d) => JSON.stringify(d.body))],
-  );
-}
+/**
+ * The `media.deleted` outbox rows of a batch of deletions, as one arm of the statement that marks the
+ * batch deleted (`markDeletedAudited` in media.ts): one row per row `source` yields with an
+ * `event_id` and a `body`, for apps that have a webhook when it commits. Returns `media_id, id`.
+ */
+export const insertMediaDeletedDeliveriesSql = (source: string): string =>
+  `INSERT INTO webhook_deliveries (id, app_id, event, media_id, body)
+   SELECT ${source}.event_id, ${source}.app_id, 'media.deleted', ${source}.id, ${source}.body FROM ${source}
+   WHERE ${source}.event_id IS NOT NULL AND EXISTS (SELECT 1 FROM apps WHERE apps.id = ${source}.app_id AND apps.webhook_url IS NOT NULL)
+   RETURNING media_id, id`;
 
 export interface DeliveryToSend {
   status: string;
