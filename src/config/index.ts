@@ -49,7 +49,8 @@ export const envSchema = z.object({
   DEFAULT_TTL_SECONDS: int(30 * 24 * 3600, 1),
   MAX_RETENTION_SECONDS: int(90 * 24 * 3600, 1),
   SWEEP_CRON: z.string().default('* * * * *'),
-  SWEEP_BATCH_SIZE: int(500, 1),
+  /** Media per sweep batch: 1000 beat 500 in `npm run bench -- sweep` (fewer statements per media; two DeleteObjects in flight on s3). */
+  SWEEP_BATCH_SIZE: int(1000, 1),
   HARD_CAP_BYTES: int(100_000_000, 1),
   /** Media jobs in parallel per worker process; jobs wait on I/O often enough that 4 beats 2 on 2 cores. */
   WORKER_CONCURRENCY: int(4, 1),

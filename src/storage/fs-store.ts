@@ -24,6 +24,8 @@ import {
 const WRITE_BATCH_BYTES = 256 * 1024;
 const READ_CHUNK_BYTES = 64 * 1024;
 const DELETE_CONCURRENCY = 16;
+/** Keys of one delete in one directory from which the directory is looked up before unlinking them (one stat against that many unlinks). */
+const DIR_LOOKUP_MIN_KEYS = 8;
 
 /** Codes that mean "nothing there" when looking a key up (a file where a directory was expected, too). */
 const ABSENT = new Set(['ENOENT', 'ENOTDIR']);
@@ -274,8 +276,8 @@ export function createFsStore(opts: { root: string }): BlobStore {
   /**
    * Deletes keys, `DELETE_CONCURRENCY` unlinks at a time, then prunes each directory that lost a file
    * once: a sweep batch deletes hundreds of keys from a handful of directories, and trying to remove
-   * a directory after every file is a failing rmdir per file. A directory that several keys share
-   * is looked up first: when it is gone (an app's staging folder with no upload in flight, where a
+   * a directory after every file is a failing rmdir per file. A directory that many keys share
+   * (`DIR_LOOKUP_MIN_KEYS`) is looked up first: when it is gone (an app's staging folder with no upload in flight, where a
    * sweep deletes every media's staging key), none of its keys is there and one lookup replaces
    * their unlinks.
    */
@@ -292,7 +294,7 @@ export function createFsStore(opts: { root: string }): BlobStore {
     const queue: Array<[string, string]> = [];
     await Promise.all(
       [...byDir].map(async ([dir, entries]) => {
-        if (entries.length > 1 && ABSENT.has(codeOf(await statQuietly(dir)) ?? '')) return;
+        if (entries.length >= DIR_LOOKUP_MIN_KEYS && ABSENT.has(codeOf(await statQuietly(dir)) ?? '')) return;
         queue.push(...entries);
       }),
     );

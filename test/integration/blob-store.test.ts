@@ -197,6 +197,26 @@ describe('s3 driver specifics (in-process s3rver)', () => {
     expect(await store.exists('objects/app_d/deny1.bin')).toBe(false);
   });
 
+  it('names exactly the failed keys when they fall in different DeleteObjects calls sent together', async () => {
+    // 3,500 keys: four calls of up to 1000, in flight at once; the denied keys sit in the first,
+    // third and last. Absent keys cost a server nothing to "delete", so only the denied ones exist.
+    const keys = Array.from({ length: 3500 }, (_, i) => `objects/app_p/k${String(i).padStart(5, '0')}.bin`);
+    const denied = [keys[5]!, keys[2100]!, keys[3499]!];
+    const spared = [keys[6]!, keys[2101]!];
+    for (const k of [...denied, ...spared]) await store.put(k, Readable.from([Buffer.from(k)]));
+    server.failDeletesOf?.((k) => denied.includes(k));
+    try {
+      const err = await store.delete(keys).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BlobDeleteError);
+      expect([...(err as BlobDeleteError).failedKeys].sort()).toEqual([...denied].sort());
+    } finally {
+      server.failDeletesOf?.(null);
+    }
+    for (const k of denied) expect(await store.exists(k)).toBe(true);
+    for (const k of spared) expect(await store.exists(k)).toBe(false);
+    await store.delete(denied);
+  });
+
   it('still rejects with the body’s own error when aborting the multipart upload fails too', async () => {
     const key = 'objects/app_a/abort-refused.bin';
     const bodyError = new Error('client went away');
