@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { PermanentError } from '../domain/errors.js';
@@ -103,19 +104,49 @@ export async function normalizeImage(input: NormalizeInput, limits: ImageLimits 
     fullLongSide = plan.fitLongSide ?? naturalLongSide;
     encodeAt = (choice, longSide, outputPath) => encode(sourcePipeline(longSide < naturalLongSide ? longSide : null), choice, outputPath);
   } else {
-    const t = performance.now();
-    const pixels = await decodeStill(sourcePipeline(plan.fitLongSide));
-    input.log.debug({ width: pixels.info.width, height: pixels.info.height, channels: pixels.info.channels, ms: Math.round(performance.now() - t) }, 'image decoded');
-    // An alpha channel that is 255 everywhere (screenshots, exports) carries nothing: store a JPEG.
-    format = plan.output === 'by-opacity' ? stillFormatForOpacity(!hasAlpha(pixels.info.channels) || alphaIsOpaque(pixels.data, pixels.info.channels)) : plan.output;
-    const { width, height, channels } = pixels.info;
-    fullLongSide = Math.max(width, height);
-    encodeAt = (choice, longSide, outputPath) => {
-      let img = sharp(pixels.data, { raw: { width, height, channels } }).timeout({ seconds: limits.timeoutSeconds });
+    // An image whose stored format is known before decoding (no alpha channel to inspect) and whose
+    // input already fits the limit is encoded straight from its source, in one libvips pass: this is
+    // the common small photo, and it fits on the first encode. Only when it does not are the pixels
+    // decoded to memory for the rest of the ladder: one more decode, for the rare photo that needs it.
+    const knownFormat = plan.output !== 'by-opacity' ? plan.output : facts.hasAlpha ? null : stillFormatForOpacity(true);
+    const limitBytes = input.deliveredLimitBytes ?? limits.maxBytes;
+    const naturalLongSide = Math.max(facts.width, facts.height);
+    let pixels: DecodedStill | null = null;
+    const decodePixels = async (): Promise<DecodedStill> => {
+      const t = performance.now();
+      const decoded = await decodeStill(sourcePipeline(plan.fitLongSide));
+      input.log.debug({ width: decoded.info.width, height: decoded.info.height, channels: decoded.info.channels, ms: Math.round(performance.now() - t) }, 'image decoded');
+      return decoded;
+    };
+    const fromPixels = (still: DecodedStill, choice: EncoderChoice, longSide: number, outputPath: string | null): Promise<Encoded> => {
+      const { width, height, channels } = still.info;
+      let img = sharp(still.data, { raw: { width, height, channels } }).timeout({ seconds: limits.timeoutSeconds });
       if (longSide < fullLongSide) img = img.resize({ width: longSide, height: longSide, fit: 'inside' });
       if (choice.format === 'jpeg') img = img.removeAlpha();
       return encode(img, choice, outputPath);
     };
+    if (knownFormat !== null && (await sourceBytes(source)) <= limitBytes) {
+      format = knownFormat;
+      // The long side the resize gives (never enlarged; orientation swaps sides, not their maximum).
+      fullLongSide = plan.fitLongSide !== null ? Math.min(plan.fitLongSide, naturalLongSide) : naturalLongSide;
+      let encodes = 0;
+      encodeAt = async (choice, longSide, outputPath) => {
+        if (encodes++ === 0 && longSide === fullLongSide) {
+          let img = sourcePipeline(plan.fitLongSide);
+          if (choice.format === 'jpeg') img = img.removeAlpha();
+          return encode(img, choice, outputPath);
+        }
+        pixels ??= await decodePixels();
+        return fromPixels(pixels, choice, longSide, outputPath);
+      };
+    } else {
+      pixels = await decodePixels();
+      // An alpha channel that is 255 everywhere (screenshots, exports) carries nothing: store a JPEG.
+      format = knownFormat ?? stillFormatForOpacity(!hasAlpha(pixels.info.channels) || alphaIsOpaque(pixels.data, pixels.info.channels));
+      fullLongSide = Math.max(pixels.info.width, pixels.info.height);
+      const decoded = pixels;
+      encodeAt = (choice, longSide, outputPath) => fromPixels(decoded, choice, longSide, outputPath);
+    }
   }
   input.signal?.throwIfAborted();
 
@@ -192,6 +223,11 @@ async function decodedSource(input: NormalizeInput, mime: string, limits: ImageL
     return decoded.path;
   }
   return input.inputBuffer ?? input.inputPath;
+}
+
+/** The input's size in bytes, in memory or on disk (the decoded PNG of a BMP or HEIC included). */
+async function sourceBytes(source: string | Buffer): Promise<number> {
+  return typeof source === 'string' ? (await stat(source)).size : source.length;
 }
 
 /** Header-only read; an undecodable header is the image's fault. */

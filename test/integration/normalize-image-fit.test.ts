@@ -3,7 +3,7 @@
  * content (test/fixtures/noisy-images.ts).
  * What is real: sharp 0.35 / libvips 8.18 doing every decode and encode, ffmpeg making the GIF; nothing is mocked.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { normalize } from '../../src/pipeline/normalize.js';
@@ -146,5 +146,53 @@ describe('TIFF', () => {
     const out = await normalize(await input(src, 'image/tiff', 'image'));
     expect(out).toMatchObject({ mimeType: 'image/jpeg', transform: 'converted', width: 380, height: 350 });
     expect((await sharp(out.outputPath).metadata()).format).toBe('jpeg');
+  });
+});
+
+describe('a small photo encoded in one pass from its source', () => {
+  /** A 640x480 JPEG of noise at quality 30: small as sent, larger once re-encoded at quality 82. */
+  async function lowQualityNoise(): Promise<Buffer> {
+    const w = 640;
+    const h = 480;
+    const raw = Buffer.alloc(w * h * 3);
+    let x = 12345;
+    for (let i = 0; i < raw.length; i++) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      raw[i] = x >> 16;
+    }
+    return sharp(raw, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 30 }).toBuffer();
+  }
+
+  it('an input under the limit whose first encode comes out over it goes on down the ladder and fits (memory and file)', async () => {
+    const src = await lowQualityNoise();
+    const firstEncode = await sharp(src).jpeg({ quality: 82, chromaSubsampling: '4:2:0' }).toBuffer();
+    const atFloor = await sharp(src).jpeg({ quality: 50, chromaSubsampling: '4:2:0' }).toBuffer();
+    // The preconditions that make this test able to fail: the input fits, the plain encode does not,
+    // and a lower quality at the same size does.
+    const limit = Math.max(src.length, atFloor.length) + 2_000;
+    expect(firstEncode.length).toBeGreaterThan(limit);
+
+    const inMemory = await normalize(await input('', 'image/jpeg', 'image', { inputBuffer: src, deliveredLimitBytes: limit }));
+    expect(inMemory).toMatchObject({ mimeType: 'image/jpeg', width: 640, height: 480 });
+    expect(inMemory.outputBuffer!.length).toBeLessThanOrEqual(limit);
+    expect((await sharp(inMemory.outputBuffer!).metadata()).format).toBe('jpeg');
+
+    const path = `${process.env.TMPDIR ?? '/tmp'}/one-pass-${process.pid}.jpg`;
+    await writeFile(path, src);
+    try {
+      const onFile = await normalize(await input(path, 'image/jpeg', 'image', { deliveredLimitBytes: limit }));
+      expect(onFile).toMatchObject({ mimeType: 'image/jpeg', width: 640, height: 480 });
+      expect((await stat(onFile.outputPath)).size).toBeLessThanOrEqual(limit);
+    } finally {
+      await rm(path, { force: true });
+    }
+  });
+
+  it('an oriented small photo is stored upright in one pass: EXIF orientation 6 turns 640x480 into 480x640', async () => {
+    const src = await sharp(await lowQualityNoise()).withMetadata({ orientation: 6 }).jpeg({ quality: 90 }).toBuffer();
+    const out = await normalize(await input('', 'image/jpeg', 'image', { inputBuffer: src }));
+    expect(out).toMatchObject({ mimeType: 'image/jpeg', width: 480, height: 640 });
+    const meta = await sharp(out.outputBuffer!).metadata();
+    expect([meta.width, meta.height, meta.orientation ?? 1, meta.exif]).toEqual([480, 640, 1, undefined]);
   });
 });
