@@ -1,11 +1,15 @@
 /** Audio and voice-note normalization with the real ffmpeg/ffprobe 5.1 on generated tones. */
+import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
 import { normalize } from '../../src/pipeline/normalize.js';
 import { fixture } from '../fixtures/generate.js';
 import { ffprobe, input, packetMd5, scratch, useScratch } from './normalize-helpers.js';
+
+const execFileAsync = promisify(execFile);
 
 useScratch();
 
@@ -31,6 +35,8 @@ describe('(8) voice notes → OGG Opus mono', () => {
   it.each([
     ['wav', 'audio/wav'],
     ['mp3', 'audio/mpeg'],
+    // An MP4 (a phone's recorder) is encoded while it is probed: the same result must come out.
+    ['m4a', 'audio/mp4'],
   ] as const)('%s is encoded, with a 64-bar waveform and its duration', async (name, mime) => {
     const out = await normalize(await input(await fixture(name), mime, 'voice_note'));
     expect(out).toMatchObject({ mimeType: 'audio/ogg', transform: 'converted', width: null, height: null, variants: [] });
@@ -62,6 +68,27 @@ describe('(8) voice notes → OGG Opus mono', () => {
     await expectOggOpusMono(out.outputPath);
     expect(out.transform).toBe('converted');
     expect(Math.abs(out.durationMs! - 3000)).toBeLessThanOrEqual(60);
+  });
+
+  it('a 3-minute M4A note gets the bitrate its duration needs, not the one guessed while it was probed', async () => {
+    const src = join(await scratch(), 'long-note.m4a');
+    await execFileAsync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'sine=frequency=300:duration=180', '-ac', '1', '-c:a', 'aac', '-b:a', '24k', '-f', 'ipod', '-y', src]);
+    const out = await normalize(await input(src, 'audio/mp4', 'voice_note'));
+    await expectOggOpusMono(out.outputPath);
+    expect(Math.abs(out.durationMs! - 180_000)).toBeLessThanOrEqual(100);
+    // 512 KB for 180 s is 22 kbps (the guess runs at 32): the stored note is sized for its length.
+    const bytes = (await readFile(out.outputPath)).length;
+    expect(bytes).toBeLessThanOrEqual(540_000);
+    expect(bytes).toBeGreaterThan(300_000);
+  });
+
+  it('an MP4 whose first stream is video, not audio, is still a voice note from its audio stream', async () => {
+    const src = join(await scratch(), 'video-first.mp4');
+    await execFileAsync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'color=c=blue:s=64x48:d=2', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=2',
+      '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-c:a', 'aac', '-shortest', '-y', src]);
+    const out = await normalize(await input(src, 'audio/mp4', 'voice_note'));
+    await expectOggOpusMono(out.outputPath);
+    expect(Math.abs(out.durationMs! - 2000)).toBeLessThanOrEqual(100);
   });
 
   it('a file with no audio stream is refused', async () => {
