@@ -21,7 +21,12 @@ import { reencodedTransform, type NormalizeInput, type NormalizeOutput } from '.
  * from the duration. Either way the waveform comes from the same ffmpeg run (a second output of raw
  * PCM on stdout).
  */
-export async function normalizeVoiceNote(input: NormalizeInput, limits: VoiceNoteLimits = VOICE_NOTE_LIMITS): Promise<NormalizeOutput> {
+export async function normalizeVoiceNote(input: NormalizeInput, baseLimits: VoiceNoteLimits = VOICE_NOTE_LIMITS): Promise<NormalizeOutput> {
+  // A per-app delivered limit replaces the kind's, and a note is sized for it when it is the smaller.
+  const limits: VoiceNoteLimits =
+    input.deliveredLimitBytes !== undefined
+      ? { ...baseLimits, maxBytes: input.deliveredLimitBytes, targetBytes: Math.min(baseLimits.targetBytes, input.deliveredLimitBytes) }
+      : baseLimits;
   const mime = canonicalMime(input.sniffedMime);
   const demuxer = demuxerFor(mime);
   if (!demuxer) throw new PermanentError('UNSUPPORTED_MEDIA_TYPE', `${mime} cannot be read as a voice note`);
@@ -75,10 +80,14 @@ export async function normalizeVoiceNote(input: NormalizeInput, limits: VoiceNot
     run = { outputPath, waveform };
   }
   const { outputPath, waveform } = run;
-  if (!remux) {
+  if (decision.action === 'encode') {
     const outBytes = (await stat(outputPath)).size;
     if (outBytes > limits.maxBytes) {
-      throw new PermanentError('MEDIA_REJECTED', `the voice note is ${(outBytes / 1_000_000).toFixed(1)} MB as Opus, over the ${limits.maxBytes / 1_000_000} MB limit`);
+      throw new PermanentError(
+        'FILE_TOO_LARGE',
+        `the voice note is ${outBytes} bytes as Opus at ${decision.kbps} kbps (the lowest for its length), over the limit of ${limits.maxBytes} bytes; send a shorter note`,
+        { maxBytes: limits.maxBytes, bytes: outBytes },
+      );
     }
   }
   report(100);

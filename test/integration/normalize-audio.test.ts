@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { PermanentError } from '../../src/domain/errors.js';
 import { normalize } from '../../src/pipeline/normalize.js';
 import { fixture } from '../fixtures/generate.js';
-import { ffprobe, input, packetMd5, scratch, useScratch } from './normalize-helpers.js';
+import { ffprobe, input, packetMd5, rejection, scratch, useScratch } from './normalize-helpers.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -89,6 +89,19 @@ describe('(8) voice notes → OGG Opus mono', () => {
     const out = await normalize(await input(src, 'audio/mp4', 'voice_note'));
     await expectOggOpusMono(out.outputPath);
     expect(Math.abs(out.durationMs! - 2000)).toBeLessThanOrEqual(100);
+  });
+
+  it("an app's smaller delivered limit sizes the note for it, and a note that cannot fit even at the lowest bitrate is FILE_TOO_LARGE", async () => {
+    const src = join(await scratch(), 'two-minutes.m4a');
+    await execFileAsync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'anoisesrc=d=120:a=0.2', '-ac', '1', '-c:a', 'aac', '-b:a', '32k', '-f', 'ipod', '-y', src]);
+    // At the kind's own 32 kbps, two minutes of noise is about 480 KB: over this app's 300 KB.
+    const out = await normalize(await input(src, 'audio/mp4', 'voice_note', { deliveredLimitBytes: 300_000 }));
+    await expectOggOpusMono(out.outputPath);
+    expect((await readFile(out.outputPath)).length).toBeLessThanOrEqual(300_000);
+
+    const err = await rejection(normalize(await input(src, 'audio/mp4', 'voice_note', { deliveredLimitBytes: 20_000 })));
+    expect(err.code).toBe('FILE_TOO_LARGE');
+    expect(err.message).toMatch(/^the voice note is \d+ bytes as Opus at 16 kbps \(the lowest for its length\), over the limit of 20000 bytes; send a shorter note$/);
   });
 
   it('a file with no audio stream is refused', async () => {
