@@ -16,6 +16,14 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error \
  && npm cache clean --force
 
+# --- console: the web console's static files (Vite, a devDependency, so built in its own stage) ------
+FROM node:24-slim AS console
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+COPY console ./console
+RUN node node_modules/vite/bin/vite.js build --config console/vite.config.ts --logLevel warn
+
 # --- runtime ----------------------------------------------------------------------------------------
 FROM node:24-slim AS runtime
 # Debian's ffmpeg (ffmpeg + ffprobe); tini reaps ffmpeg children and forwards SIGTERM to node.
@@ -44,6 +52,7 @@ COPY package.json package-lock.json tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 COPY migrations ./migrations
+COPY --from=console /app/console/dist ./console/dist
 
 # The stock `node` user (uid 1000) owns nothing but the data directory.
 RUN mkdir -p /data && chown node:node /data

@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark in turn, each printing markdown tables with ratios to the
  * baselines it measures in the same run. `npm run bench -- crypto pipeline` runs a subset.
  */
-const ALL = ['crypto', 'storage', 'pipeline', 'normalize', 'sweep'] as const;
+const ALL = ['crypto', 'storage', 'pipeline', 'normalize', 'sweep', 'tus'] as const;
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = wanted.length ? wanted : [...ALL];

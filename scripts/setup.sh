@@ -135,5 +135,15 @@ if is_local "$pg_host" && [ "$pg_port" = 5432 ] && ! answers "$pg_host" "$pg_por
   fi
 fi
 
+# --- the web console ------------------------------------------------------------------------------
+# Served at /console from console/dist: built when missing or stale (needs `npm ci`'s devDependencies;
+# production images build it in the Dockerfile). In --for-tests mode scripts/test.sh builds it after
+# installing packages, so here it is only for `npm start`.
+if [ "$strict" = 0 ]; then
+  here=${0%/*}
+  [ "$here" = "$0" ] && here=.
+  bash "$here/build-console.sh" --quiet || log "the web console was not built; /console answers 404 until \`npm run build:console\` runs"
+fi
+
 if [ "$strict" = 1 ] && [ "$tools_missing" = 1 ]; then exit 1; fi
 exit 0

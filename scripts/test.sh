@@ -11,15 +11,27 @@ log() { printf '[test] %s\n' "$*" >&2; }
 # it cannot provide (and a stop when a media tool is missing).
 bash scripts/setup.sh --for-tests
 
-# Test-only tools: heif-enc makes the HEIC fixtures, and strace proves ffmpeg never opens what a
-# hostile playlist names.
-if ! command -v heif-enc >/dev/null || ! command -v strace >/dev/null; then
+# The console's browser test drives Debian's Chromium (playwright-core's own browser download does not
+# work here): installed from Debian's packages like the media tools.
+if ! command -v chromium >/dev/null && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing libheif-examples and strace from Debian's packages"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libheif-examples strace >/dev/null 2>&1 \
-      || { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libheif-examples strace >/dev/null; }
+    log "installing chromium from Debian's packages (the console's browser test)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+      || { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }
   else
-    log "heif-enc/strace missing and cannot install them (need root and apt-get)"; exit 1
+    log "chromium missing and cannot install it (need root and apt-get): the console's browser test will fail"
+  fi
+fi
+
+# Test-only tools: heif-enc makes the HEIC fixtures, strace proves ffmpeg never opens what a
+# hostile playlist names, and pgbouncer runs the transaction-mode test (test/helpers/pgbouncer.ts).
+if ! command -v heif-enc >/dev/null || ! command -v strace >/dev/null || ! { command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing libheif-examples, strace and pgbouncer from Debian's packages"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libheif-examples strace pgbouncer >/dev/null 2>&1 \
+      || { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libheif-examples strace pgbouncer >/dev/null; }
+  else
+    log "heif-enc/strace/pgbouncer missing and cannot install them (need root and apt-get)"; exit 1
   fi
 fi
 
@@ -28,5 +40,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   log "installing npm packages (npm ci)"
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 fi
+
+# The web console's static files (console/dist), built when missing or older than their sources.
+bash scripts/build-console.sh
 
 exec node node_modules/vitest/vitest.mjs run "$@"

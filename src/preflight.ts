@@ -10,7 +10,7 @@ import { access, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config/index.js';
 import { probeDatabase } from './db/pool.js';
-import { connectOnce } from './queue/connection.js';
+import { connectOnce, isClusterUrl, parseClusterUrl } from './queue/connection.js';
 
 /** A start that cannot go on: each line names one missing piece and how to get it. */
 export class PrerequisiteError extends Error {
@@ -38,6 +38,11 @@ interface Endpoint {
 }
 
 function endpoint(url: string, defaultPort: number): Endpoint {
+  if (isClusterUrl(url)) {
+    // A cluster is many servers: what to start is not one command, and no local default applies.
+    const seed = parseClusterUrl(url).nodes[0]!;
+    return { host: seed.host, port: seed.port, local: false, defaultPort: false };
+  }
   const u = new URL(url);
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1') || 'localhost';
   const port = u.port ? Number(u.port) : defaultPort;
@@ -48,6 +53,7 @@ const where = (e: Endpoint) => (e.host.includes(':') ? `[${e.host}]:${e.port}` :
 
 /** `host:port` of a service URL, never its credentials. */
 export function address(url: string, defaultPort: number): string {
+  if (isClusterUrl(url)) return `the cluster seeds ${parseClusterUrl(url).nodes.map((n) => where({ ...n, local: false, defaultPort: false })).join(',')}`;
   return where(endpoint(url, defaultPort));
 }
 
@@ -136,8 +142,9 @@ export async function postgresRemedy(url: string): Promise<string> {
 /** One line for a Redis that did not answer at start, or answered with an error. */
 export async function redisProblem(url: string, err: unknown): Promise<string> {
   const e = endpoint(url, 6379);
-  if (!isUnreachable(err)) return `Redis at ${where(e)} refused the connection (${reason(err)}): check the credentials in REDIS_URL`;
-  return `Redis is not reachable at ${where(e)} (${reason(err)}): ${await redisRemedy(url)}`;
+  const at = isClusterUrl(url) ? address(url, 6379) : where(e);
+  if (!isUnreachable(err)) return `Redis at ${at} refused the connection (${reason(err)}): check the credentials in REDIS_URL`;
+  return `Redis is not reachable at ${at} (${reason(err)}): ${await redisRemedy(url)}`;
 }
 
 /** One line for a PostgreSQL that did not answer at start, or answered with an error. */

@@ -1,15 +1,15 @@
 import type { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { buildApp } from './api/app.js';
 import { startMetricsServer, type MetricsServer } from './api/plugins/metrics.js';
 import type { Config } from './config/index.js';
 import { checkHandlers, startConsumer } from './jobs/consumer.js';
 import { reconcile } from './jobs/reconcile.js';
+import { removeAbandonedScratch } from './jobs/scratch.js';
 import type { Logger } from './log.js';
 import { queueDepth } from './metrics.js';
 import { configureTools } from './pipeline/ffmpeg/run.js';
-import { createRedis } from './queue/connection.js';
+import { closeRedis, createRedis, serversOf, type RedisConnection } from './queue/connection.js';
 import { JOBS, SWEEP_SCHEDULER_ID, type JobName } from './queue/registry.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
@@ -43,7 +43,7 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
   const sweeps = role === 'sweeper' || role === 'all';
   await warnAboutRedis(rt);
   const workers: Worker[] = [];
-  const connections: Redis[] = [];
+  const connections: RedisConnection[] = [];
   const timers: NodeJS.Timeout[] = [];
   const jobStop = new AbortController();
   let app: FastifyInstance | undefined;
@@ -51,6 +51,8 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
   let metrics: MetricsServer | undefined;
 
   if (work) {
+    // Plaintext scratch a killed worker left on this machine (its finally never ran).
+    await removeAbandonedScratch({ maxAgeMs: (config.JOB_TIMEOUT_SECONDS + 60) * 1000, log }).catch(() => undefined);
     const conn = createRedis(config.REDIS_URL, 'worker');
     connections.push(conn);
     workers.push(startConsumer(rt, 'ingest', { concurrency: config.WORKER_CONCURRENCY, connection: conn, stopSignal: jobStop.signal }));
@@ -69,9 +71,15 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
     const conn = createRedis(config.REDIS_URL, 'worker');
     connections.push(conn);
     workers.push(startConsumer(rt, 'retention-sweep', { concurrency: 1, connection: conn, stopSignal: jobStop.signal }));
-    await rt.queues
-      .get('retention-sweep')
-      .upsertJobScheduler(SWEEP_SCHEDULER_ID, { pattern: config.SWEEP_CRON }, { name: 'retention-sweep', data: { v: 1 }, opts: JOBS['retention-sweep'].options });
+    const schedule = () =>
+      rt.queues
+        .get('retention-sweep')
+        .upsertJobScheduler(SWEEP_SCHEDULER_ID, { pattern: config.SWEEP_CRON }, { name: 'retention-sweep', data: { v: 1 }, opts: JOBS['retention-sweep'].options });
+    await schedule();
+    // Redis can lose the schedule's next job: a Redis Cluster failover drops the writes its replica
+    // had not received, a restart without persistence drops everything. The upsert is idempotent
+    // (the next run's job id is fixed by its time), so it is repeated now and then, as the reconciler does for media.
+    timers.push(setInterval(() => void schedule().catch((err) => log.warn({ err: String(err) }, 'could not renew the sweep schedule')), Math.max(1000, (config.RECONCILE_AFTER_SECONDS * 1000) / 2)));
   }
   if (api) {
     app = await buildApp(rt);
@@ -103,13 +111,22 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
           jobStop.abort();
         }, graceMs);
         grace.unref();
-        await Promise.allSettled([
+        // A BullMQ worker whose blocking connection was caught in a Redis Cluster failover may never
+        // finish closing (seen with BullMQ 6.7 after a master was killed): past the budget, stop
+        // waiting for it rather than hang the stop; its jobs' locks lapse and another worker takes them.
+        const budgetMs = Math.max(graceMs + 1000, config.SHUTDOWN_TIMEOUT_SECONDS * 1000 - 1000);
+        let budget: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => (budget = setTimeout(() => resolve('late'), budgetMs)));
+        const closed = Promise.allSettled([
           app ? app.close().catch((err) => log.error({ err }, 'closing the API failed')) : undefined,
           ...workers.map((w) => w.close()),
         ]);
+        const overBudget = (await Promise.race([closed, late])) === 'late';
+        if (overBudget) log.warn({ budgetMs }, 'a worker did not close within the shutdown budget; its jobs return to the queue when their locks lapse');
+        clearTimeout(budget);
         clearTimeout(grace);
         await metrics?.close();
-        await Promise.allSettled(connections.map((c) => c.quit().catch(() => c.disconnect())));
+        await Promise.allSettled(connections.map((c) => (overBudget ? Promise.resolve(c.disconnect()) : closeRedis(c))));
         await rt.close();
         log.info('stopped');
       })();
@@ -119,13 +136,17 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
 }
 
 async function warnAboutRedis(rt: Runtime): Promise<void> {
-  try {
-    const policy = (await rt.redis.config('GET', 'maxmemory-policy')) as string[];
-    if (policy[1] && policy[1] !== 'noeviction') rt.log.warn({ policy: policy[1] }, 'Redis maxmemory-policy is not noeviction: queued jobs can be evicted');
-    const aof = (await rt.redis.config('GET', 'appendonly')) as string[];
-    const save = (await rt.redis.config('GET', 'save')) as string[];
-    if (aof[1] !== 'yes' && !save[1]) rt.log.warn('Redis persistence is off (no AOF, no RDB): a Redis restart loses queued jobs; the reconciler re-enqueues them from PostgreSQL');
-  } catch {
-    // CONFIG may be disabled on managed Redis; the checks are advice, not a gate.
+  // On a cluster each master holds its own settings (and one of them holds every key of ours).
+  for (const server of serversOf(rt.redis)) {
+    const at = rt.redis === server ? undefined : `${server.options.host ?? ''}:${server.options.port ?? ''}`;
+    try {
+      const policy = (await server.config('GET', 'maxmemory-policy')) as string[];
+      if (policy[1] && policy[1] !== 'noeviction') rt.log.warn({ policy: policy[1], at }, 'Redis maxmemory-policy is not noeviction: queued jobs can be evicted');
+      const aof = (await server.config('GET', 'appendonly')) as string[];
+      const save = (await server.config('GET', 'save')) as string[];
+      if (aof[1] !== 'yes' && !save[1]) rt.log.warn({ at }, 'Redis persistence is off (no AOF, no RDB): a Redis restart loses queued jobs; the reconciler re-enqueues them from PostgreSQL');
+    } catch {
+      // CONFIG may be disabled on managed Redis; the checks are advice, not a gate.
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { ConfigError, type Config } from './config/index.js';
-import { migrate } from './db/migrate.js';
+import { migrate, sessionDatabaseUrl } from './db/migrate.js';
 import type { Logger } from './log.js';
 import { checkPrerequisites, EXIT_UNAVAILABLE, isUnreachable, postgresProblem, PrerequisiteError } from './preflight.js';
 import { startRoles, type Role, type Running } from './roles.js';
@@ -46,8 +46,8 @@ export async function runRole(config: Config, log: Logger, role: Role): Promise<
   // What is missing at start is reported at once, one line each; an outage after this is ridden out.
   const warnings = await checkPrerequisites(config, { mediaTools: role === 'worker' || role === 'all' });
   for (const w of warnings) log.warn(w);
-  await migrate(config.DATABASE_URL, log).catch(async (err: unknown) => {
-    throw isUnreachable(err) ? new PrerequisiteError([await postgresProblem(config.DATABASE_URL, err)]) : err;
+  await migrate(sessionDatabaseUrl(config), log).catch(async (err: unknown) => {
+    throw isUnreachable(err) ? new PrerequisiteError([await postgresProblem(sessionDatabaseUrl(config), err)]) : err;
   });
   const running = await startRoles(config, log, role);
   started.running = running;

@@ -1,9 +1,8 @@
-import type { Redis } from 'ioredis';
 import type { Config } from './config/index.js';
 import { createPool, type Pool } from './db/pool.js';
 import { deriveSecret } from './domain/file-token.js';
 import type { Logger } from './log.js';
-import { createRedis, waitReady } from './queue/connection.js';
+import { assertPrefixFits, closeRedis, createRedis, waitReady, type RedisConnection } from './queue/connection.js';
 import { Queues } from './queue/queues.js';
 import type { BlobStore } from './storage/blob-store.js';
 import { createStore, moveLegacyFsLayout } from './storage/create-store.js';
@@ -15,7 +14,7 @@ export interface Runtime {
   config: Config;
   log: Logger;
   pool: Pool;
-  redis: Redis;
+  redis: RedisConnection;
   queues: Queues;
   store: BlobStore;
   keyring: Keyring;
@@ -26,6 +25,7 @@ export interface Runtime {
 export async function createRuntime(config: Config, log: Logger, overrides: Partial<Pick<Runtime, 'store'>> = {}): Promise<Runtime> {
   const keyring = await loadKeyring(config, log);
   const pool = createPool(config.DATABASE_URL);
+  assertPrefixFits(config.REDIS_URL, config.QUEUE_PREFIX);
   const redis = createRedis(config.REDIS_URL, 'producer');
   const queues = new Queues(redis, config.QUEUE_PREFIX, {
     webhook: { attempts: config.WEBHOOK_ATTEMPTS, backoff: { type: 'exponential', delay: config.WEBHOOK_BACKOFF_MS, jitter: 0.3 } },
@@ -66,7 +66,7 @@ export async function createRuntime(config: Config, log: Logger, overrides: Part
     fileUrlSecret: deriveSecret(master, 'file-urls'),
     async close() {
       await queues.close();
-      await redis.quit().catch(() => redis.disconnect());
+      await closeRedis(redis);
       await pool.end().catch(() => undefined);
       await store.close().catch(() => undefined);
     },

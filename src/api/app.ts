@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
+import cookie from '@fastify/cookie';
+import fastifyStatic from '@fastify/static';
 import { HARD_CAP_BYTES } from '../domain/policies.js';
 import { httpRequestsTotal, httpSeconds } from '../metrics.js';
 import type { Runtime } from '../runtime.js';
@@ -15,8 +17,12 @@ import { registerErrorHandling } from './plugins/errors.js';
 import { registerDownloadRoutes } from './routes/download.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerMediaRoutes } from './routes/media.js';
+import { registerReferenceRoutes } from './routes/references.js';
 import { registerDeviceRoutes } from './routes/devices.js';
 import { registerUploadRoutes } from './routes/uploads.js';
+import { registerTusRoutes } from './routes/tus.js';
+import { consoleDistDir, registerConsoleRoutes } from './routes/console.js';
+import { registerLibraryRoutes } from './routes/library.js';
 import { trustedProxies } from './trusted-proxies.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -72,6 +78,9 @@ export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
   await app.register(multipart, {
     limits: { fileSize: Math.min(rt.config.HARD_CAP_BYTES, HARD_CAP_BYTES), files: 1, fields: 20, fieldSize: 64 * 1024, parts: 30, headerPairs: 100 },
   });
+  // The console's session cookie is parsed before auth reads it; sendFile serves its built files.
+  await app.register(cookie);
+  await app.register(fastifyStatic, { root: consoleDistDir(), serve: false });
   registerAuth(app, rt);
   // Both collect routes as they are added (onRoute), so they come before any route.
   await registerOpenApi(app);
@@ -79,9 +88,13 @@ export async function buildApp(rt: Runtime): Promise<FastifyInstance> {
   registerMetricsGuard(app, rt);
   registerHealthRoutes(app, rt);
   registerMediaRoutes(app, rt);
+  registerReferenceRoutes(app, rt);
   registerDownloadRoutes(app, rt);
   registerDeviceRoutes(app, rt);
   registerUploadRoutes(app, rt);
+  registerTusRoutes(app, rt);
+  registerLibraryRoutes(app, rt);
+  registerConsoleRoutes(app, rt);
   await registerQueueDashboard(app, rt);
   return app;
 }

@@ -1,7 +1,9 @@
 import * as appsRepo from '../db/repos/apps.js';
+import * as consoleUsers from '../db/repos/console-users.js';
 import { countByStatusAndKind } from '../db/repos/media.js';
 import { AppError } from '../domain/errors.js';
-import { newApiKey, newAppId, newSecret } from '../domain/ids.js';
+import { newApiKey, newAppId, newConsoleUserId, newSecret } from '../domain/ids.js';
+import { hashPassword, normalizeEmail, passwordProblem } from '../domain/password.js';
 import { MEDIA_KINDS, SCOPES, type MediaKind, type Scope } from '../domain/kinds.js';
 import type { KindLimits } from '../domain/policies.js';
 import { assertUrlAllowedSyntax } from '../net/url-check.js';
@@ -75,4 +77,33 @@ export async function stats(rt: Runtime) {
     if (r.status === 'ready') bytesStored += Number(r.bytes);
   }
   return { queues, media: { byStatus: media, byKind: kinds }, bytesStored };
+}
+
+/** `users create`: a console user of an app; the password is hashed (scrypt) and never printed. */
+export async function createUser(rt: Runtime, o: { app: string; email: string; password: string }) {
+  const email = normalizeEmail(o.email);
+  if (!email) throw new AppError('VALIDATION_FAILED', `not an email address: ${o.email}`, { fields: { email: 'invalid' } });
+  const problem = passwordProblem(o.password);
+  if (problem) throw new AppError('VALIDATION_FAILED', problem, { fields: { password: 'invalid' } });
+  if (!(await appsRepo.getApp(rt.pool, o.app))) throw new AppError('NOT_FOUND', `no app ${o.app}`);
+  const row = await consoleUsers.insertConsoleUser(rt.pool, { id: newConsoleUserId(), appId: o.app, email, passwordHash: await hashPassword(o.password) });
+  if (!row) throw new AppError('CONFLICT', `a console user ${email} exists already`);
+  return { user: presentUser(row) };
+}
+
+export async function listUsers(rt: Runtime, o: { app?: string }) {
+  return { users: (await consoleUsers.listConsoleUsers(rt.pool, o.app)).map(presentUser) };
+}
+
+/** `users disable`: the user can no longer sign in, and their open sessions stop working at once. */
+export async function disableUser(rt: Runtime, o: { email: string }) {
+  const email = normalizeEmail(o.email) ?? o.email.trim().toLowerCase();
+  return { disabled: await consoleUsers.disableConsoleUser(rt.pool, email), email };
+}
+
+function presentUser(u: consoleUsers.ConsoleUserRow) {
+  return {
+    id: u.id, appId: u.app_id, email: u.email, createdAt: u.created_at.toISOString(),
+    disabledAt: u.disabled_at?.toISOString() ?? null, lastSignedInAt: u.last_signed_in_at?.toISOString() ?? null,
+  };
 }

@@ -76,12 +76,25 @@ async function checkNode(): Promise<DoctorRow> {
   const file = packageJsonPath();
   const wanted = file ? ((JSON.parse(await readFile(file, 'utf8')) as { engines?: { node?: string } }).engines?.node ?? '') : '';
   const have = process.versions.node;
-  const min = /^>=\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(wanted.trim());
-  if (!min) return row('node', 'ok', `v${have}`);
-  const need = [Number(min[1]), Number(min[2] ?? 0), Number(min[3] ?? 0)];
-  const got = have.split('.').map(Number);
-  const cmp = need.map((n, i) => (got[i] ?? 0) - n).find((d) => d !== 0) ?? 0;
-  return cmp >= 0 ? row('node', 'ok', `v${have} (needs ${wanted})`) : row('node', 'fail', `v${have}, needs ${wanted}`, `install Node ${wanted} (e.g. \`nvm install 20\`)`);
+  const ok = nodeSatisfies(wanted, have);
+  if (ok === null) return row('node', 'ok', `v${have}`);
+  return ok ? row('node', 'ok', `v${have} (needs ${wanted})`) : row('node', 'fail', `v${have}, needs ${wanted}`, `install a supported Node (${wanted}), e.g. \`nvm install 24\``);
+}
+
+/**
+ * Whether `version` (e.g. `24.21.0`) is in `range` as package.json's engines writes it: alternatives
+ * joined by `||`, each `>=X.Y.Z` or `^X.Y.Z` (same major, at least X.Y.Z). Null for any other form.
+ */
+export function nodeSatisfies(range: string, version: string): boolean | null {
+  const got = version.replace(/^v/, '').split('.').map(Number);
+  const cmp = (need: number[]) => need.map((n, i) => (got[i] ?? 0) - n).find((d) => d !== 0) ?? 0;
+  const parts = range.split('||').map((p) => p.trim());
+  if (!range.trim() || parts.some((p) => !/^(>=|\^)\s*\d+(\.\d+){0,2}$/.test(p))) return null;
+  return parts.some((p) => {
+    const m = /^(>=|\^)\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(p)!;
+    const need = [Number(m[2]), Number(m[3] ?? 0), Number(m[4] ?? 0)];
+    return cmp(need) >= 0 && (m[1] === '>=' || got[0] === need[0]);
+  });
 }
 
 /** The tool's version line, e.g. `ffmpeg version 5.1.6-0+deb12u1` → `5.1.6-0+deb12u1`. */

@@ -51,8 +51,8 @@ program
   .description('create the database if missing and apply pending migrations')
   .option('--json', 'machine-readable output')
   .action(async (o: { json?: boolean }) => {
-    const { migrate } = await import('../db/migrate.js');
-    const ran = await migrate(config().DATABASE_URL, createLogger({ level: 'warn', destination: 2 }));
+    const { migrate, sessionDatabaseUrl } = await import('../db/migrate.js');
+    const ran = await migrate(sessionDatabaseUrl(config()), createLogger({ level: 'warn', destination: 2 }));
     out(!!o.json, { applied: ran }, () => (ran.length ? `applied ${ran.join(', ')}` : 'no pending migrations'));
   });
 
@@ -111,6 +111,42 @@ keys
     if (!res.revoked) process.exitCode = 1;
   });
 
+const users = program.command('users').description('manage web console users (they sign in at /console and act for their app)');
+users
+  .command('create')
+  .description('create a console user; the password is read from stdin or a prompt, hashed with scrypt, never printed')
+  .requiredOption('--app <id>', 'the app the user belongs to')
+  .requiredOption('--email <email>', 'the sign-in email')
+  .option('--password-stdin', 'read the password from stdin (one line) instead of prompting')
+  .option('--json', 'machine-readable output')
+  .addHelpText('after', '\nExample:\n  printf %s "$PASSWORD" | mediaflow users create --app app_123 --email ops@example.com --password-stdin')
+  .action(async (o: { app: string; email: string; passwordStdin?: boolean; json?: boolean }) => {
+    const { readPassword } = await import('./password-input.js');
+    const { createUser } = await import('./admin.js');
+    const password = await readPassword(!!o.passwordStdin);
+    const res = await withRuntime((rt) => createUser(rt, { app: o.app, email: o.email, password }));
+    out(!!o.json, res, () => `console user ${res.user.email} (${res.user.id}) of app ${res.user.appId}`);
+  });
+users
+  .command('list')
+  .option('--app <id>', 'only this app\'s users')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { app?: string; json?: boolean }) => {
+    const { listUsers } = await import('./admin.js');
+    const res = await withRuntime((rt) => listUsers(rt, o));
+    out(!!o.json, res, () => res.users.map((u) => `${u.email.padEnd(32)} ${u.appId} ${u.disabledAt ? `disabled ${u.disabledAt}` : 'active'}`).join('\n') || 'no console users');
+  });
+users
+  .command('disable')
+  .requiredOption('--email <email>', 'the user to disable; their sessions end at once')
+  .option('--json', 'machine-readable output')
+  .action(async (o: { email: string; json?: boolean }) => {
+    const { disableUser } = await import('./admin.js');
+    const res = await withRuntime((rt) => disableUser(rt, o));
+    out(!!o.json, res, () => (res.disabled ? `disabled ${res.email}` : `no active console user ${res.email}`));
+    if (!res.disabled) process.exitCode = 1;
+  });
+
 program
   .command('ingest')
   .description('ingest a file or URL like the API does (sniffed, encrypted, queued); --wait shows progress until it settles')
@@ -151,15 +187,19 @@ program
   .option('--json', 'machine-readable output')
   .action(async (o: { dryRun?: boolean; maxBatches?: number; json?: boolean }) => {
     const { sweep } = await import('../retention/sweep.js');
-    const res = await withRuntime((rt) =>
-      sweep(rt, { batchSize: rt.config.SWEEP_BATCH_SIZE, maxRetentionSeconds: rt.config.MAX_RETENTION_SECONDS, dryRun: !!o.dryRun, maxBatches: o.maxBatches }),
-    );
+    const { sweepExpiredTusUploads } = await import('../retention/tus-uploads.js');
+    const res = await withRuntime(async (rt) => {
+      const swept = await sweep(rt, { batchSize: rt.config.SWEEP_BATCH_SIZE, maxRetentionSeconds: rt.config.MAX_RETENTION_SECONDS, dryRun: !!o.dryRun, maxBatches: o.maxBatches, leaseSeconds: rt.config.SWEEP_LEASE_SECONDS });
+      // Resumable uploads past their expiry go too, as in the scheduled sweep (not on a dry run).
+      const tusUploads = o.dryRun ? { uploads: 0, bytes: 0, failed: 0 } : await sweepExpiredTusUploads(rt, { maxBatches: o.maxBatches });
+      return { ...swept, tusUploads, failed: swept.failed + tusUploads.failed };
+    });
     out(
       !!o.json,
       res,
       () =>
         `${o.dryRun ? 'would delete' : 'deleted'} ${res.deleted} media, ${res.bytesFreed} bytes ${JSON.stringify(res.byReason)}; ` +
-        `staging objects ${res.staging.deleted}; failed ${res.failed}; backlog ${res.backlog}`,
+        `staging objects ${res.staging.deleted}; expired resumable uploads ${res.tusUploads.uploads}; failed ${res.failed}; backlog ${res.backlog}`,
     );
     if (res.failed > 0) process.exitCode = 1;
   });
@@ -173,7 +213,17 @@ program
   .option('--json', 'machine-readable output')
   .action(async (o: { fix?: boolean; minAge?: number; limit?: number; json?: boolean }) => {
     const { reconcileOrphans } = await import('../retention/orphans.js');
-    const res = await withRuntime((rt) => reconcileOrphans(rt, { fix: !!o.fix, minAgeSeconds: o.minAge, limit: o.limit }));
+    const { sessionDatabaseUrl } = await import('../db/migrate.js');
+    const { createPool } = await import('../db/pool.js');
+    // The scan keeps its listing in a temporary table: a session, so a direct URL (not PgBouncer's transaction mode).
+    const res = await withRuntime(async (rt) => {
+      const session = rt.config.DATABASE_MIGRATION_URL ? createPool(sessionDatabaseUrl(rt.config), { max: 1 }) : undefined;
+      try {
+        return await reconcileOrphans(session ? { ...rt, pool: session } : rt, { fix: !!o.fix, minAgeSeconds: o.minAge, limit: o.limit });
+      } finally {
+        await session?.end();
+      }
+    });
     out(!!o.json, res, () => {
       const lines = [
         `scanned ${res.scanned.objects} objects and ${res.scanned.readyRows} ready media`,
@@ -185,6 +235,35 @@ program
       if (res.fixed) lines.push(`fixed: ${JSON.stringify(res.fixed)}`);
       return lines.join('\n');
     });
+  });
+
+const media = program.command('media').description('inspect media');
+media
+  .command('expiring')
+  .description('referenced media (a scheduled send still needs them) that will be gone before a time, soonest first')
+  .requiredOption('--before <iso>', 'an ISO 8601 date-time, e.g. 2026-12-24T09:00:00Z', (v) => {
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(v) || Number.isNaN(Date.parse(v))) {
+      throw new InvalidArgumentError('expected an ISO 8601 date-time with an offset, e.g. 2026-12-24T09:00:00Z');
+    }
+    return new Date(v);
+  })
+  .option('--app <id>', 'only this app')
+  .option('--limit <n>', 'media listed (default 1000; total is always complete)', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+    return n;
+  })
+  .option('--json', 'machine-readable output: {before, total, items: [{id, appId, status, expiresAt, references, refs}]}')
+  .action(async (o: { before: Date; app?: string; limit?: number; json?: boolean }) => {
+    const { listReferencedExpiringBefore } = await import('../db/repos/references.js');
+    const res = await withRuntime((rt) => listReferencedExpiringBefore(rt.pool, o.before, { appId: o.app, limit: o.limit ?? 1000 }));
+    const value = { before: o.before.toISOString(), ...res };
+    out(!!o.json, value, () =>
+      [
+        `${res.total} referenced media gone before ${value.before}`,
+        ...res.items.map((m) => `  ${m.id}  ${m.appId}  expires ${m.expiresAt}  ${m.refs.map((r) => `${r.ref}@${r.sendAt}`).join(' ')}`),
+      ].join('\n'),
+    );
   });
 
 program

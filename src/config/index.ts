@@ -10,6 +10,15 @@ const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(d
 /** Operator credentials: long enough that guessing (rate-limited too) is hopeless. */
 const operatorToken = z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -hex 24`)').optional();
 
+/** `redis+cluster://[user:pass@]host:port,host:port…`; src/queue/connection.ts parses it (this schema imports nothing of ours). */
+const CLUSTER_URL = /^rediss?\+cluster:\/\/(?:[^@/?#]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^:[\]/?#@,]+)(?::\d{1,5})?(?:,(?:\[[0-9A-Fa-f:.]+\]|[^:[\]/?#@,]+)(?::\d{1,5})?)*\/?$/i;
+
+/** A Redis Cluster hashes only a key's first non-empty `{…}`: the prefix must hold one so every key shares a slot. */
+function hasHashTag(prefix: string): boolean {
+  const open = prefix.indexOf('{');
+  return open >= 0 && prefix.indexOf('}', open + 1) > open + 1;
+}
+
 const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 function isProxyEntry(e: string): boolean {
   if (PROXY_RANGES.has(e) || isIP(e)) return true;
@@ -27,8 +36,21 @@ export const envSchema = z.object({
   PUBLIC_BASE_URL: z.url().optional(),
   /** Unset: `info` for the service, `warn` for one-off CLI commands (their stdout is the result). */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
-  REDIS_URL: z.url().default('redis://127.0.0.1:6379'),
+  /**
+   * One server (`redis://`, `rediss://`), or a Redis Cluster as a seed list
+   * (`redis+cluster://h1:7000,h2:7001`, `rediss+cluster://` for TLS): the rest of the nodes are learnt from the seeds.
+   */
+  REDIS_URL: z
+    .string()
+    .refine((v) => (CLUSTER_URL.test(v) ? true : URL.canParse(v) && !/^rediss?\+/i.test(v)), 'a redis:// URL, or redis+cluster://host1:port1,host2:port2 for a Redis Cluster')
+    .default('redis://127.0.0.1:6379'),
   DATABASE_URL: z.url().default('postgres://postgres@127.0.0.1:5432/mediaflow'),
+  /**
+   * A direct (session-mode) PostgreSQL URL for migrations and `mediaflow orphans`, which hold a session
+   * (an advisory lock, a temporary table); unset, DATABASE_URL is used. Set it when DATABASE_URL points
+   * at PgBouncer in transaction mode.
+   */
+  DATABASE_MIGRATION_URL: z.url().optional(),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_{}-]+$/, 'letters, digits, _ - { } only')
@@ -48,9 +70,23 @@ export const envSchema = z.object({
   MASTER_KEY: z.string().optional(),
   DEFAULT_TTL_SECONDS: int(30 * 24 * 3600, 1),
   MAX_RETENTION_SECONDS: int(90 * 24 * 3600, 1),
+  /**
+   * A scheduled send's reference stays live this long after its `sendAt` (a late send may still fetch the
+   * media), and `extend` keeps the media until `sendAt` plus this. A day covers a send queue drained late
+   * or a resend the next morning without keeping media much longer than the campaign needs.
+   */
+  REFERENCE_GRACE_SECONDS: int(24 * 3600, 0),
+  /** How long before `expiresAt` the sweeper sends `media.expiring` for media a later send needs: a day leaves a working day to extend or re-upload. */
+  EXPIRY_NOTICE_SECONDS: int(24 * 3600, 1),
   SWEEP_CRON: z.string().default('* * * * *'),
   /** Media per sweep batch: 1000 beat 500 in `npm run bench -- sweep` (fewer statements per media; two DeleteObjects in flight on s3). */
   SWEEP_BATCH_SIZE: int(1000, 1),
+  /**
+   * A sweep batch's lease (a row, renewed every third of this while the batch runs): rows a killed
+   * sweeper left `deleting` are taken over once it lapses. 30 s, like JOB_LOCK_SECONDS: the next
+   * minute's sweep finishes them, and a batch (74–109 ms of transaction in `npm run bench`) renews it with room to spare.
+   */
+  SWEEP_LEASE_SECONDS: int(30, 3),
   HARD_CAP_BYTES: int(100_000_000, 1),
   /** Media jobs in parallel per worker process; jobs wait on I/O often enough that 4 beats 2 on 2 cores. */
   WORKER_CONCURRENCY: int(4, 1),
@@ -105,6 +141,15 @@ export const envSchema = z.object({
   /** Uploads (POST /v1/media) one API key may have in flight at once, across all API instances. */
   UPLOAD_CONCURRENCY_PER_KEY: int(16, 1),
   SHUTDOWN_TIMEOUT_SECONDS: int(25, 1),
+  /**
+   * Signs the web console's session tokens (JWT, HS256); at least 32 characters. Required in production;
+   * elsewhere, unset, a key derived from the master key is used, so development needs no setting.
+   */
+  CONSOLE_SESSION_SECRET: operatorToken,
+  /** A console session token's life: short, so a stolen cookie is short-lived; renewed while the console is in use. */
+  CONSOLE_SESSION_TTL_SECONDS: int(900, 10),
+  /** However much it is used, a console session ends this long after sign-in (a working day). */
+  CONSOLE_SESSION_MAX_SECONDS: int(12 * 3600, 60),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -134,6 +179,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (cfg.STORAGE_DRIVER === 's3' && !cfg.S3_BUCKET) {
     throw new ConfigError('invalid configuration: S3_BUCKET is required when STORAGE_DRIVER=s3');
   }
+  if (CLUSTER_URL.test(cfg.REDIS_URL) && !hasHashTag(cfg.QUEUE_PREFIX)) {
+    throw new ConfigError(
+      `invalid configuration: QUEUE_PREFIX "${cfg.QUEUE_PREFIX}" has no hash tag: on a Redis Cluster every key must share one slot, so use a prefix like "{${cfg.QUEUE_PREFIX.replace(/[{}]/g, '') || 'mediaflow'}}"`,
+    );
+  }
   if (cfg.MASTER_KEYS && !cfg.ACTIVE_KEY_ID) {
     throw new ConfigError('invalid configuration: ACTIVE_KEY_ID is required when MASTER_KEYS is set');
   }
@@ -158,11 +208,16 @@ function checkProduction(cfg: Config): void {
   if (!cfg.MASTER_KEYS) {
     throw new ConfigError('invalid configuration: MASTER_KEYS is required when NODE_ENV=production (a development key generated into DATA_DIR is refused)');
   }
+  if (!cfg.CONSOLE_SESSION_SECRET) {
+    throw new ConfigError('invalid configuration: CONSOLE_SESSION_SECRET is required when NODE_ENV=production (at least 32 characters, e.g. `openssl rand -hex 24`; console sessions must not be signed with a key derived in development)');
+  }
   if (cfg.ALLOW_PRIVATE_URLS) {
     throw new ConfigError('invalid configuration: ALLOW_PRIVATE_URLS is for tests and is refused when NODE_ENV=production (URL ingest and webhooks would reach internal addresses)');
   }
 }
 
 function redactIfSecret(name: string, value: string): string {
+  // A URL's password (REDIS_URL, DATABASE_URL…) stays out of the message.
+  if (/_URL$/.test(name)) return value.replace(/\/\/[^@/?#]*@/, '//[redacted]@');
   return /KEY|SECRET|TOKEN|PASSWORD/.test(name) ? '[redacted]' : value;
 }

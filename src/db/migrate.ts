@@ -11,6 +11,16 @@ export const MIGRATIONS_DIR = [
   path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations'),
 ].find((d) => existsSync(d))!;
 
+/**
+ * Where migrations (and other work that holds a session) connect: DATABASE_MIGRATION_URL, a direct
+ * PostgreSQL, when set. node-pg-migrate holds a session advisory lock from before the first
+ * migration to after the last; through PgBouncer in transaction mode the unlock may reach another
+ * server connection than the lock, and the lock would stay on the first one, blocking every later start.
+ */
+export function sessionDatabaseUrl(config: { DATABASE_URL: string; DATABASE_MIGRATION_URL?: string }): string {
+  return config.DATABASE_MIGRATION_URL ?? config.DATABASE_URL;
+}
+
 /** Creates the database if missing and applies pending migrations; safe to run from several processes. */
 export async function migrate(databaseUrl: string, log?: Logger, direction: 'up' | 'down' = 'up'): Promise<string[]> {
   await ensureDatabase(databaseUrl);
@@ -21,8 +31,11 @@ export async function migrate(databaseUrl: string, log?: Logger, direction: 'up'
     migrationsTable: 'pgmigrations',
     count: direction === 'down' ? Infinity : undefined,
     singleTransaction: true,
-    // node-pg-migrate takes an advisory lock, so concurrent starts wait rather than race.
+    // node-pg-migrate takes an advisory lock, so concurrent starts wait rather than race; its
+    // default mode fails the second start at once ("Another migration is already running"), which
+    // `npm run soak` met starting two processes together.
     noLock: false,
+    advisoryLockMode: 'wait',
     log: (msg: string) => log?.debug({ migration: true }, msg),
     logger: log
       ? { debug: (m: string) => log.debug(m), info: (m: string) => log.debug(m), warn: (m: string) => log.warn(m), error: (m: string) => log.error(m) }

@@ -37,8 +37,10 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
       try {
         await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
       } catch (err) {
-        // Two processes starting together: the other one created it.
-        if ((err as { code?: string }).code !== '42P04') throw err;
+        // Two processes starting together: the other one created it (42P04), or is creating it right
+        // now and its catalogue row won the race (23505 on pg_database_datname_index).
+        const code = (err as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw err;
       }
     }
   } finally {
@@ -48,8 +50,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
 
 /**
  * Runs `fn` in one transaction, on a connection from the pool, or on `db` itself when it is a
- * connection already checked out (a sweep lease's, whose session holds the lease's lock): that one
- * is left checked out for its owner to release.
+ * connection already checked out by the caller: that one is left checked out for its owner to release.
  */
 export async function withTransaction<T>(db: pg.Pool | pg.PoolClient, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const borrowed = 'release' in db;

@@ -5,6 +5,8 @@ export const ERROR_STATUS = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  /** A live reference (a scheduled send) still needs the media; `details.refs` lists them. After CONFLICT: a bare 409 maps to CONFLICT. */
+  MEDIA_IN_USE: 409,
   EXPIRED: 410,
   FILE_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,

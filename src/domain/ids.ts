@@ -15,6 +15,9 @@ export const newAppId = (): string => `app_${token(16)}`;
 export const newDeviceId = (): string => `dev_${token(16)}`;
 export const newFolderId = (): string => `fld_${token(16)}`;
 export const newEventId = (): string => `evt_${token(20)}`;
+export const newConsoleUserId = (): string => `usr_${token(16)}`;
+/** A console session's id (the JWT's `sid`): 160 random bits. */
+export const newConsoleSessionId = (): string => `ses_${token(32)}`;
 
 /** Ids the client may choose (devices): a safe alphabet, so they can stand inside a media path. */
 export const CLIENT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -47,6 +50,18 @@ export const newRunId = (): string => token(16);
 export const runStorageKey = (appId: string, mediaId: string, runId: string): string => `objects/${appId}/${mediaId}.${runId}.bin`;
 export const runVariantKey = (appId: string, mediaId: string, runId: string, variant: string): string =>
   `objects/${appId}/${mediaId}.${runId}.${variant}.bin`;
+
+/** A resumable (tus) upload's id: it stands in the upload URL, so it is unguessable (130 bits). */
+export const newTusUploadId = (): string => `tus_${token(26)}`;
+export const TUS_UPLOAD_ID_PATTERN = /^tus_[a-z2-9]{26}$/;
+
+/**
+ * Where a resumable upload's sealed parts wait until it completes: `tus/<appId>/<uploadId>/…`. Each
+ * part's name says its first segment and carries a random tail, so two writers can never collide.
+ */
+export const tusUploadPrefix = (appId: string, uploadId: string): string => `tus/${appId}/${uploadId}/`;
+export const tusPartKey = (appId: string, uploadId: string, firstSegment: number): string =>
+  `${tusUploadPrefix(appId, uploadId)}${String(firstSegment).padStart(10, '0')}-${token(8)}.part`;
 
 /**
  * The drop box where a producer may leave objects for a `storage` source: `inbox/<appId>/…`. It is

@@ -40,6 +40,8 @@ export function toMediaObject(row: MediaRow, opts: MediaObjectOptions = {}): Rec
     expiresAt: iso(row.expires_at),
     suggestedMessageType: row.kind ? suggestedMessageType(row.kind) : null,
     source: row.source,
+    // Live scheduled sends; a row read without the figures (a media just created) has none yet.
+    references: { count: row.ref_count ?? 0, nextSendAt: iso(row.next_send_at) },
     correlationId: row.correlation_id,
     variants: row.variants.map((v) => ({ name: v.name, mimeType: v.mimeType, sizeBytes: v.bytes })),
     createdAt: iso(row.created_at),

@@ -1,5 +1,5 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../queue/connection.js';
 import { jobsTotal } from '../metrics.js';
 import { JOBS, type JobName } from '../queue/registry.js';
 import type { Runtime } from '../runtime.js';
@@ -25,7 +25,7 @@ export function checkHandlers(handlers: Readonly<Record<string, unknown>> = HAND
 
 export interface ConsumerOptions {
   concurrency: number;
-  connection: Redis;
+  connection: RedisConnection;
   /** Aborted when a graceful stop runs out of patience: running jobs stop and go back to the queue. */
   stopSignal: AbortSignal;
 }

@@ -1,5 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { AppError, PermanentError } from '../domain/errors.js';
@@ -8,6 +7,8 @@ import { newEventId, newRunId, runStorageKey, runVariantKey, stagingKey } from '
 import { canonicalMime, decideKind, fileTooLarge, type KindLimits } from '../domain/policies.js';
 import * as appsRepo from '../db/repos/apps.js';
 import * as mediaRepo from '../db/repos/media.js';
+import { insertReferences } from '../db/repos/references.js';
+import { DEFAULT_REFERENCE_GRACE_SECONDS, liveUntil } from '../domain/references.js';
 import type { MediaRow } from '../db/repos/media.js';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.js';
 import { newMediaRow } from '../ingest/commit-media.js';
@@ -27,6 +28,7 @@ import type { Keyring } from '../storage/sealed-format.js';
 import { dispatchDelivery, eventBody, recordMediaEvent } from '../webhooks/emit.js';
 import type { JobContext } from './job-context.js';
 import { decideFailure } from './failure.js';
+import { makeScratchDir } from './scratch.js';
 
 export interface ProcessDeps {
   pool: Pool;
@@ -41,6 +43,8 @@ export interface ProcessDeps {
     HARD_CAP_BYTES: number;
     URL_FETCH_DEADLINE_SECONDS?: number;
     URL_STALL_SECONDS?: number;
+    /** Live time of the references a producer's job carries past their `sendAt` (issue 15). */
+    REFERENCE_GRACE_SECONDS?: number;
   };
   /** Present: media.ready/media.failed webhooks are recorded with the state change and dispatched after it. */
   queues?: Queues;
@@ -124,7 +128,7 @@ export async function processMedia(deps: ProcessDeps, payload: IngestPayload, ct
   lap('claim');
   // Made when the first file is needed: a small image held in memory never needs one.
   let scratchDir: string | null = null;
-  const scratch = async (): Promise<string> => (scratchDir ??= await mkdtemp(path.join(os.tmpdir(), `mediaflow-${mediaId}-`)));
+  const scratch = async (): Promise<string> => (scratchDir ??= await makeScratchDir(mediaId));
   // Keys this run wrote (or began to write): run-unique, so deleting them never touches another run's objects.
   const written: string[] = [];
   try {
@@ -346,21 +350,30 @@ async function createRowForProducerJob(deps: ProcessDeps, payload: IngestPayload
   }
   await checkOwnership(deps.pool, payload.appId, { deviceId: payload.deviceId });
   try {
-    return await mediaRepo.insertMedia(
-      deps.pool,
-      newMediaRow(deps.config, {
-        appId: payload.appId,
-        mediaId: payload.mediaId!,
-        kind: payload.kind ?? null,
-        source: payload.source.type === 'url' ? 'url' : 'queue',
-        sourceUrl: payload.source.type === 'url' ? payload.source.url : null,
-        declaredMime: null,
-        originalName: null,
-        inputBytes: null,
-        stagingKey: null,
-        fields: { deviceId: payload.deviceId, ttlSeconds: payload.ttlSeconds, correlationId: payload.correlationId },
-      }),
-    );
+    // The row and the references the job carries (issue 15) commit together: a retry after a crash
+    // finds either both or neither.
+    return await withTransaction(deps.pool, async (c) => {
+      const row = await mediaRepo.insertMedia(
+        c,
+        newMediaRow(deps.config, {
+          appId: payload.appId,
+          mediaId: payload.mediaId!,
+          kind: payload.kind ?? null,
+          source: payload.source.type === 'url' ? 'url' : 'queue',
+          sourceUrl: payload.source.type === 'url' ? payload.source.url : null,
+          declaredMime: null,
+          originalName: null,
+          inputBytes: null,
+          stagingKey: null,
+          fields: { deviceId: payload.deviceId, ttlSeconds: payload.ttlSeconds, correlationId: payload.correlationId },
+        }),
+      );
+      if (payload.references?.length) {
+        const grace = deps.config.REFERENCE_GRACE_SECONDS ?? DEFAULT_REFERENCE_GRACE_SECONDS;
+        await insertReferences(c, row.id, payload.references.map((r) => ({ ref: r.ref, sendAt: new Date(r.sendAt), liveUntil: liveUntil(new Date(r.sendAt), grace) })));
+      }
+      return row;
+    });
   } catch (err) {
     // Two deliveries raced to create it: the other one's row stands.
     if ((err as { code?: string }).code === '23505') return mediaRepo.getMediaById(deps.pool, payload.mediaId!);

@@ -20,5 +20,6 @@ export function purgeDevice(rt: Runtime, target: DevicePurge): Promise<SweepResu
     appId: target.appId,
     deviceId: target.deviceId,
     dryRun: target.dryRun,
+    leaseSeconds: rt.config.SWEEP_LEASE_SECONDS,
   });
 }

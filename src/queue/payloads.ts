@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MEDIA_KINDS } from '../domain/kinds.js';
+import { MAX_REFERENCES_PER_MEDIA, REF_PATTERN } from '../domain/references.js';
 import { ingestSourceSchema } from '../domain/sources.js';
 
 /** Job ids: our media ids (`med_…`). BullMQ refuses `:` and treats all-digit ids as its own counters. */
@@ -20,8 +21,15 @@ export const ingestPayloadV1 = z.object({
   ttlSeconds: z.number().int().positive().optional(),
   source: ingestSourceSchema,
   correlationId: z.string().max(256).optional(),
+  /** Scheduled sends that need this media (issue 15), recorded with the row the worker creates; optional, so v1 jobs without it stay valid. */
+  references: z
+    .array(z.object({ ref: z.string().regex(REF_PATTERN, '1 to 128 characters of A-Z a-z 0-9 . _ : -'), sendAt: z.iso.datetime({ offset: true }) }))
+    .max(MAX_REFERENCES_PER_MEDIA)
+    .optional(),
 });
 export type IngestPayload = z.infer<typeof ingestPayloadV1>;
+/** One scheduled send a producer's job may carry: `{ ref, sendAt }` (ISO 8601 with an offset). */
+export type IngestReference = NonNullable<IngestPayload['references']>[number];
 
 export const webhookPayloadV1 = z.object({ v: z.literal(1), deliveryId: jobIdSchema });
 export type WebhookPayload = z.infer<typeof webhookPayloadV1>;

@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connection.js';
 import { AppError } from '../domain/errors.js';
 import { JOBS, type JobName, type JobPayload } from './registry.js';
 
@@ -9,7 +9,7 @@ const ADD_TIMEOUT_MS = 1500;
 export class Queues {
   private readonly queues = new Map<string, Queue>();
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisConnection,
     readonly prefix: string,
     /** Per-job option overrides from configuration (e.g. webhook backoff). */
     private readonly overrides: Partial<Record<JobName, JobsOptions>> = {},

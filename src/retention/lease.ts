@@ -1,59 +1,66 @@
-import type { Pool, PoolClient } from '../db/pool.js';
-import { releaseSweepToken, tryTakeSweepToken } from '../db/repos/sweep-leases.js';
+import { randomUUID } from 'node:crypto';
+import type { Pool } from '../db/pool.js';
+import { deleteSweepLease, insertSweepLease, renewSweepLease } from '../db/repos/sweep-leases.js';
+
+/** A batch's lease when the caller names none: SWEEP_LEASE_SECONDS's default. */
+export const DEFAULT_SWEEP_LEASE_SECONDS = 30;
 
 /**
- * A sweeper's hold on the rows it claims for one batch: a session advisory lock on a token from a
- * sequence, taken on a connection kept for the batch. Rows in `deleting` stamped with a token
- * nobody holds were left by a sweeper that died (SIGKILL, OOM, lost connection): Postgres drops the
- * lock when the session ends, so the next sweep reclaims them at once rather than after a guessed
- * timeout, and never takes rows a live sweeper is still working on.
+ * A sweeper's hold on the rows it claims for one batch: a row in `sweep_leases` with an expiry by
+ * the database clock, renewed every third of its length while the batch runs. Rows in `deleting`
+ * stamped with a token whose lease is not live were left by a sweeper that died (SIGKILL, OOM, lost
+ * connection): once its lease lapses (within `seconds` of the death) the next sweep takes them
+ * over; rows a live sweeper is still working on are never taken. Nothing is held on a connection:
+ * every statement stands alone, so sweepers run through PgBouncer in transaction mode.
+ *
+ * A sweeper that cannot renew (the database unreachable longer than the lease) may find its rows
+ * taken over; both then delete the same objects (absent objects are success) and the conditional
+ * `deleting → deleted` update lets exactly one of them commit the row, its audit row and its event.
  */
 export interface SweepLease {
   readonly token: number;
-  /** The connection that holds the lock; run the batch's statements on it. */
-  readonly client: PoolClient;
+  /** Where the batch's statements run: the pool, since the lease needs no session. */
+  readonly db: Pool;
+  /** False once a renewal found the lease lapsed. */
+  held(): boolean;
   release(): Promise<void>;
 }
 
-export async function acquireLease(pool: Pool): Promise<SweepLease> {
-  const client = await pool.connect();
-  // A connection that dies while the batch deletes bytes emits 'error' on a checked-out client:
-  // unheard, that would crash the process. The batch's next query fails instead, and the lease
-  // (the lock) is gone with the session, which is what lets another sweep take the rows over.
-  client.on('error', ignore);
-  try {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const { token, locked } = await tryTakeSweepToken(client);
-      // Only a sequence that wrapped around onto a live sweeper's token is refused; take the next.
-      if (locked) return lease(client, token);
-    }
-    throw new Error('could not take a sweep lease: every token tried is held');
-  } catch (err) {
-    client.off('error', ignore);
-    client.release(err as Error);
-    throw err;
+export async function acquireLease(pool: Pool, seconds = DEFAULT_SWEEP_LEASE_SECONDS): Promise<SweepLease> {
+  const holder = randomUUID();
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const token = await insertSweepLease(pool, holder, seconds);
+    // Only a sequence that wrapped onto a token whose row is still there is refused; take the next.
+    if (token !== null) return lease(pool, token, holder, seconds);
   }
+  throw new Error('could not take a sweep lease: every token tried is held');
 }
 
-const ignore = (): void => undefined;
-
-function lease(client: PoolClient, token: number): SweepLease {
+function lease(pool: Pool, token: number, holder: string, seconds: number): SweepLease {
+  let live = true;
   let released = false;
+  let renewing: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    renewing = renewSweepLease(pool, token, holder, seconds).then(
+      (ok) => {
+        if (!ok) live = false;
+      },
+      // The database did not answer: the next tick tries again, and the lease lapses if none gets through.
+      () => undefined,
+    );
+  }, (seconds * 1000) / 3);
+  timer.unref();
   return {
     token,
-    client,
+    db: pool,
+    held: () => live && !released,
     async release() {
       if (released) return;
       released = true;
-      client.off('error', ignore);
-      try {
-        await releaseSweepToken(client, token);
-        client.release();
-      } catch (err) {
-        // A broken connection has lost the lock already; destroy it rather than pool it.
-        client.release(err as Error);
-      }
+      clearInterval(timer);
+      await renewing;
+      // Failing to delete it is harmless: the row lapses on its own.
+      await deleteSweepLease(pool, token, holder).catch(() => undefined);
     },
   };
 }
-

@@ -19,8 +19,10 @@ export interface SweepOptions {
   maxBatches?: number;
   /** Also delete orphaned staging objects (default: on for unscoped sweeps). */
   staging?: boolean;
-  /** Batches of due rows worked on at once, each with its own lease and connection (default 2). */
+  /** Batches of due rows worked on at once, each with its own lease (default 2). */
   concurrency?: number;
+  /** A batch's lease, renewed while it runs; a killed sweeper's rows are taken over once it lapses (SWEEP_LEASE_SECONDS). */
+  leaseSeconds?: number;
 }
 
 export interface SweepResult {
@@ -48,8 +50,8 @@ const ITEMS_KEPT = 1000;
 export const DEFAULT_SWEEP_LANES = 2;
 
 /**
- * One retention sweep, two-phase and crash-safe. Each batch takes a lease (an advisory lock that
- * dies with its connection), claims due rows with SKIP LOCKED by the database clock and marks them
+ * One retention sweep, two-phase and crash-safe. Each batch takes a lease (a row with an expiry,
+ * renewed while the batch runs; no session state), claims due rows with SKIP LOCKED by the database clock and marks them
  * `deleting` in short statements, deletes their bytes, then marks them `deleted` with one audit row
  * each in one transaction. Rows another sweeper is working on are skipped; rows a dead sweeper left
  * `deleting` are taken over first. No transaction or lock outlives its batch.
@@ -101,7 +103,7 @@ export async function sweep(deps: PurgeDeps, opts: SweepOptions): Promise<SweepR
     const first = enqueuer();
     try {
       while (budget > 0) {
-        const batch = await runBatch(deps, result, (db, token) => claimAbandonedDeleting(db, token, opts.batchSize, scope));
+        const batch = await runBatch(deps, result, opts.leaseSeconds, (db, token) => claimAbandonedDeleting(db, token, opts.batchSize, scope));
         budget--;
         await first.add(batch.deliveries);
         if (batch.claimed < opts.batchSize || batch.failed > 0) break;
@@ -117,7 +119,7 @@ export async function sweep(deps: PurgeDeps, opts: SweepOptions): Promise<SweepR
       try {
         while (!done && budget > 0) {
           budget--;
-          const batch = await runBatch(deps, result, (db, token) => claimDue(db, token, opts.batchSize, opts.maxRetentionSeconds, scope));
+          const batch = await runBatch(deps, result, opts.leaseSeconds, (db, token) => claimDue(db, token, opts.batchSize, opts.maxRetentionSeconds, scope));
           await events.add(batch.deliveries);
           // A short batch: nothing more is due. Nothing of a full batch deleted: the store is down;
           // stop claiming, what was claimed answers 404 already and the next run finishes it.
@@ -154,23 +156,26 @@ export async function sweep(deps: PurgeDeps, opts: SweepOptions): Promise<SweepR
 async function runBatch(
   deps: PurgeDeps,
   result: SweepResult,
+  leaseSeconds: number | undefined,
   claim: (db: Pick<Pool, 'query'>, token: number) => Promise<ClaimedRow[]>,
 ): Promise<{ claimed: number; failed: number; deliveries: string[] }> {
-  const lease = await acquireLease(deps.pool);
+  const lease = await acquireLease(deps.pool, leaseSeconds);
   const started = performance.now();
   try {
-    const rows = await claim(lease.client, lease.token);
+    const rows = await claim(lease.db, lease.token);
     if (rows.length === 0) return { claimed: 0, failed: 0, deliveries: [] };
     const { done, failed } = await deleteObjectsOf(deps.store, rows);
     for (const [id, err] of failed) deps.log.error({ err, mediaId: id }, 'sweep could not delete the objects of a media; it stays deleting for the next run');
 
     const finishing = rows.filter((r) => done.has(r.id));
+    // Harmless (the commit below is conditional, one sweeper wins each row), but a sign the database was unreachable for a lease period.
+    if (!lease.held()) deps.log.warn({ token: lease.token, count: rows.length }, 'a sweep batch outlived its lease; another sweep may be finishing the same rows');
     let finished: ClaimedRow[] = [];
     let finishFailed = 0;
     let deliveries: string[] = [];
     const tx = performance.now();
     try {
-      const committed = await markBatchDeleted(lease.client, finishing.map((row) => ({ row, reason: row.reason, announce: row.hooked })));
+      const committed = await markBatchDeleted(lease.db, finishing.map((row) => ({ row, reason: row.reason, announce: row.hooked })));
       const deleted = new Set(committed.deleted.map((r) => r.id));
       deliveries = committed.deliveries;
       // Rows another sweeper finished meanwhile are neither failures nor ours to count.

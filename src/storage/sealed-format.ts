@@ -618,3 +618,51 @@ export function createRangeOpenStream(header: SealedHeader, span: SegmentSpan): 
   return new OpenTransform({ header, ...span });
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Sealing an object segment by segment, across requests and processes (resumable uploads)
+
+/**
+ * The header of a new object whose segments will be sealed one at a time, maybe by other processes
+ * (`sealSegment`): whoever keeps these bytes can go on with the same object after a restart, since
+ * the data key inside is wrapped by the master key. The finished object is `header || segments`.
+ */
+export function newSealedHeader(keyring: Keyring, ctx: SealContext): Buffer {
+  const keyId = keyring.activeKeyId;
+  checkKeyId(keyId, 'active master key');
+  const master = masterKey(keyring, keyId);
+  if (master === undefined) throw new Error(`active master key id "${keyId}" is not in the keyring`);
+  const dataKey = randomBytes(KEY_SIZE);
+  try {
+    return buildHeader(keyId, master, dataKey, randomBytes(NONCE_PREFIX_SIZE), encodeContext(ctx));
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+/** How many segments an object of `plainBytes` has (at least one: an empty object has an empty final segment). */
+export function segmentCount(plainBytes: number): number {
+  return Math.max(1, Math.ceil(plainBytes / SEGMENT_SIZE));
+}
+
+/** Sealed bytes of one whole (non-final, SEGMENT_SIZE) segment. */
+export const SEALED_SEGMENT_BYTES = SEALED_SEGMENT_SIZE;
+
+/**
+ * Seals segment `index` of the object whose header `header` was opened from (openSealedHeader):
+ * exactly what createSealStream writes for that segment. `final` must be true for the object's last
+ * segment and only for it; every other segment must be SEGMENT_SIZE bytes.
+ */
+export function sealSegment(header: SealedHeader, index: number, final: boolean, plain: Buffer): Buffer {
+  if (plain.length > SEGMENT_SIZE || (!final && plain.length !== SEGMENT_SIZE)) {
+    throw new RangeError(`segment ${index}: ${plain.length} bytes (a non-final segment has ${SEGMENT_SIZE})`);
+  }
+  const iv = Buffer.alloc(NONCE_SIZE);
+  header.noncePrefix.copy(iv, 0);
+  const cipher = createCipheriv('aes-256-gcm', header.dataKey, segmentNonce(iv, index, final), { authTagLength: TAG_SIZE });
+  const out = Buffer.allocUnsafe(plain.length + TAG_SIZE);
+  const n = cipher.update(plain).copy(out, 0);
+  cipher.final();
+  cipher.getAuthTag().copy(out, n);
+  return out;
+}

@@ -149,7 +149,11 @@ describe('routes are private unless marked public, decided on the matched route 
     const publicRoutes = routes.filter((r) => r.access === 'public').map((r) => `${r.method} ${r.url}`);
     // Adding a public route is a decision: it must be made here too.
     expect(publicRoutes.filter((r) => !/ \/docs(\/|$)/.test(r)).sort()).toEqual(
-      ['GET /healthz', 'HEAD /healthz', 'GET /readyz', 'HEAD /readyz', 'GET /metrics', 'HEAD /metrics', 'GET /v1/files/:token', 'HEAD /v1/files/:token', 'PUT /v1/uploads/:token'].sort(),
+      [
+        'GET /healthz', 'HEAD /healthz', 'GET /readyz', 'HEAD /readyz', 'GET /metrics', 'HEAD /metrics', 'GET /v1/files/:token', 'HEAD /v1/files/:token', 'PUT /v1/uploads/:token',
+        // The web console: its sign-in, and its static files (no data in them; every call they make is authenticated).
+        'POST /api/session', 'GET /console', 'HEAD /console', 'GET /console/*', 'HEAD /console/*',
+      ].sort(),
     );
     const privateRoutes = routes.filter((r) => r.access !== 'public');
     expect(privateRoutes.some((r) => r.url === '/v1/media' && r.method === 'POST')).toBe(true);

@@ -16,6 +16,6 @@ process.stdout.write('ready\n');
 const lines = createInterface({ input: process.stdin });
 for await (const line of lines) if (line.trim() === 'go') break;
 lines.close();
-const res = await sweep(rt, { batchSize: config.SWEEP_BATCH_SIZE, maxRetentionSeconds: config.MAX_RETENTION_SECONDS, maxBatches: 100_000 });
+const res = await sweep(rt, { batchSize: config.SWEEP_BATCH_SIZE, maxRetentionSeconds: config.MAX_RETENTION_SECONDS, maxBatches: 100_000, leaseSeconds: config.SWEEP_LEASE_SECONDS });
 process.stdout.write(`${JSON.stringify({ deleted: res.deleted, failed: res.failed, batches: res.batches, ids: res.items.length })}\n`);
 await rt.close();

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { SWEEP_LOCK_NAMESPACE } from '../../src/db/repos/sweep-leases.js';
+import { isSweepLeaseLive } from '../../src/db/repos/sweep-leases.js';
 import { sweep } from '../../src/retention/sweep.js';
 import type { BlobStore } from '../../src/storage/blob-store.js';
 import { isolatedEnv } from '../helpers/env.js';
@@ -66,13 +66,9 @@ async function auditCounts(ids: readonly string[]): Promise<Map<string, number>>
   return new Map(rows.map((r) => [r.media_id, r.n]));
 }
 
-async function leaseHeld(token: number): Promise<boolean> {
-  const { rows } = await pool.query(
-    `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND objsubid = 2 AND granted`,
-    [SWEEP_LOCK_NAMESPACE, token],
-  );
-  return rows.length > 0;
-}
+/** The child's lease is a row with an expiry (SWEEP_LEASE_SECONDS below), renewed while it lives. */
+const CHILD_LEASE_SECONDS = 4;
+const leaseHeld = (token: number): Promise<boolean> => isSweepLeaseLive(pool, token);
 
 describe('a sweeper killed mid-batch', () => {
   for (const crashAfter of ['claim', 'bytes'] as const) {
@@ -83,7 +79,7 @@ describe('a sweeper killed mid-batch', () => {
       const live = [];
       for (let i = 0; i < 3; i++) live.push(await seedReadyMedia(pool, store, { appId, ttlSeconds: 3600 }));
 
-      const child = spawnHelper('sweep-claim-child.ts', { SWEEP_BATCH_SIZE: '100', CRASH_AFTER: crashAfter });
+      const child = spawnHelper('sweep-claim-child.ts', { SWEEP_BATCH_SIZE: '100', SWEEP_LEASE_SECONDS: String(CHILD_LEASE_SECONDS), CRASH_AFTER: crashAfter });
       const claimed = JSON.parse(await child.firstLine) as { token: number; ids: string[] };
       expect(claimed.ids.sort()).toEqual(due.map((m) => m.id).sort());
       const { rows: mid } = await pool.query<{ status: string; n: number }>(
@@ -96,14 +92,18 @@ describe('a sweeper killed mid-batch', () => {
       ]);
       for (const m of due) expect(await store.exists(m.storage_key)).toBe(crashAfter === 'claim');
 
-      // While the dead-to-be sweeper holds its lease, another sweep leaves its batch alone.
+      // While the dead-to-be sweeper holds its lease, another sweep leaves its batch alone, also
+      // once the lease has outlived its first period (the child renews it).
       const meanwhile = await sweep(deps, { batchSize: 100, maxRetentionSeconds: MAX_RETENTION, staging: false });
       expect(meanwhile.deleted).toBe(0);
+      await new Promise((r) => setTimeout(r, CHILD_LEASE_SECONDS * 1000 + 500));
+      expect(await leaseHeld(claimed.token)).toBe(true);
+      expect((await sweep(deps, { batchSize: 100, maxRetentionSeconds: MAX_RETENTION, staging: false })).deleted).toBe(0);
 
       child.proc.kill('SIGKILL');
       await child.exited;
-      // PostgreSQL ends the backend (and drops its lock) once it sees the closed socket: a moment.
-      await waitFor(async () => !(await leaseHeld(claimed.token)), 5000, 20);
+      // Nobody renews the lease now: it lapses within its period, and the rows are free to take over.
+      await waitFor(async () => !(await leaseHeld(claimed.token)), CHILD_LEASE_SECONDS * 1000 + 10_000, 50);
 
       const res = await sweep(deps, { batchSize: 100, maxRetentionSeconds: MAX_RETENTION, staging: false });
       expect(res.deleted).toBe(6);

@@ -26,7 +26,7 @@ function hasBinary(name: string): boolean {
 
 describe('docker-compose.yml', () => {
   it.runIf(hasBinary('docker-compose'))('passes `docker-compose config -q` (compose v1 schema, anchors, interpolation)', () => {
-    const env = { ...process.env, MASTER_KEYS: 'k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', ACTIVE_KEY_ID: 'k1' };
+    const env = { ...process.env, MASTER_KEYS: 'k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', ACTIVE_KEY_ID: 'k1', CONSOLE_SESSION_SECRET: 'c'.repeat(32) };
     // Throws with compose's own message when the file is invalid.
     execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: ROOT, env, stdio: 'pipe' });
     // Without the key ring it must refuse, naming the variable.

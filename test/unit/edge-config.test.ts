@@ -56,7 +56,7 @@ describe('TRUST_PROXY', () => {
 
 describe('NODE_ENV=production refuses development conveniences', () => {
   const keys = { MASTER_KEYS: `k1:${randomBytes(32).toString('base64')}`, ACTIVE_KEY_ID: 'k1' };
-  const base = { NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://media.example.com', ...keys };
+  const base = { NODE_ENV: 'production', PUBLIC_BASE_URL: 'https://media.example.com', CONSOLE_SESSION_SECRET: 's'.repeat(32), ...keys };
 
   it('starts with PUBLIC_BASE_URL and MASTER_KEYS', () => {
     expect(loadConfig(base).PUBLIC_BASE_URL).toBe('https://media.example.com');
@@ -75,6 +75,11 @@ describe('NODE_ENV=production refuses development conveniences', () => {
     const msg = fail({ ...base, MASTER_KEY: dev });
     expect(msg).toMatch(/^invalid configuration: MASTER_KEY is a development key/);
     expect(msg).not.toContain(dev);
+  });
+
+  it('requires CONSOLE_SESSION_SECRET: console sessions are not signed with a derived development key', () => {
+    expect(fail({ ...base, CONSOLE_SESSION_SECRET: '' })).toMatch(/^invalid configuration: CONSOLE_SESSION_SECRET is required when NODE_ENV=production/);
+    expect(fail({ ...base, CONSOLE_SESSION_SECRET: 'short' })).toMatch(/^invalid configuration: CONSOLE_SESSION_SECRET="\[redacted\]": must be at least 32/);
   });
 
   it('refuses ALLOW_PRIVATE_URLS, the test-only loopback allowance', () => {

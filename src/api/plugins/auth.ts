@@ -5,6 +5,7 @@ import { sha256Hex } from '../../domain/ids.js';
 import type { Scope } from '../../domain/kinds.js';
 import type { KindLimits } from '../../domain/policies.js';
 import type { Runtime } from '../../runtime.js';
+import { authenticateSession, hasSessionCookie, type ConsoleIdentity } from '../console-session.js';
 
 export interface AuthContext {
   appId: string;
@@ -12,6 +13,8 @@ export interface AuthContext {
   keyPrefix: string;
   /** The app's per-kind input limits, overriding the defaults. */
   limits: KindLimits;
+  /** Set when the request came from a console session (cookie) rather than an API key. */
+  console?: ConsoleIdentity;
 }
 
 declare module 'fastify' {
@@ -25,11 +28,13 @@ declare module 'fastify' {
     public?: boolean;
     /** Routes guarded by an operator token in their own scope (the queue dashboard), not by an API key. */
     admin?: boolean;
+    /** Routes of the web console that take its session cookie only: an API key is 401 there. */
+    console?: boolean;
   }
 }
 
 /** How a route is reached, as decided from its registration: an API key unless it says otherwise. */
-export type RouteAccess = 'api-key' | 'public' | 'admin';
+export type RouteAccess = 'api-key' | 'public' | 'admin' | 'console';
 
 export interface RegisteredRoute {
   method: string;
@@ -37,7 +42,7 @@ export interface RegisteredRoute {
   access: RouteAccess;
 }
 
-type RouteSeen = { method: string | string[]; url: string; config?: { public?: boolean; admin?: boolean } };
+type RouteSeen = { method: string | string[]; url: string; config?: { public?: boolean; admin?: boolean; console?: boolean } };
 const routeTables = new WeakMap<FastifyInstance, RouteSeen[]>();
 
 /** Every route registered on an app after registerAuth, with the access it was given (for audits and tests). */
@@ -46,8 +51,8 @@ export function registeredRoutes(app: FastifyInstance): RegisteredRoute[] {
   return (routeTables.get(app) ?? []).flatMap((r) => [r.method].flat().map((method) => ({ method, url: r.url, access: accessOf(r.config) })));
 }
 
-function accessOf(config: { public?: boolean; admin?: boolean } | undefined): RouteAccess {
-  return config?.public ? 'public' : config?.admin ? 'admin' : 'api-key';
+function accessOf(config: { public?: boolean; admin?: boolean; console?: boolean } | undefined): RouteAccess {
+  return config?.public ? 'public' : config?.admin ? 'admin' : config?.console ? 'console' : 'api-key';
 }
 
 /**
@@ -56,6 +61,11 @@ function accessOf(config: { public?: boolean; admin?: boolean } | undefined): Ro
  * reach a route, so any prefix test on it can be walked around. A route is private unless it is
  * registered `public` (or `admin`, guarded in its own scope). This runs at onRequest, before any
  * body is read, and an unmatched request is answered 404 here for the same reason.
+ *
+ * Two credentials, decided here too: an API key (`Authorization: Bearer`), or the web console's
+ * session cookie (src/api/console-session.ts), which every API-key route also takes, acting with
+ * every scope of the user's app; with the cookie, a state-changing request needs the CSRF header.
+ * An Authorization header always wins over a cookie. Routes marked `console` take the session only.
  */
 export function registerAuth(app: FastifyInstance, rt: Runtime): void {
   const table: RouteSeen[] = [];
@@ -65,8 +75,17 @@ export function registerAuth(app: FastifyInstance, rt: Runtime): void {
     try {
       if (req.is404) throw new AppError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
       const cfg = req.routeOptions.config;
-      if (accessOf(cfg) !== 'api-key') return;
-      req.auth = await authenticate(rt, req);
+      const access = accessOf(cfg);
+      if (access === 'public' || access === 'admin') return;
+      if (access === 'console' && req.headers.authorization !== undefined) {
+        throw new AppError('UNAUTHORIZED', 'this route takes the console session (sign in at /console), not an API key');
+      }
+      if (access === 'console' || (req.headers.authorization === undefined && hasSessionCookie(req))) {
+        const { auth, identity } = await authenticateSession(rt, req, reply);
+        req.auth = { ...auth, console: identity };
+      } else {
+        req.auth = await authenticate(rt, req);
+      }
       req.log = req.log.child({ appId: req.auth.appId, key: req.auth.keyPrefix });
       if (cfg?.scope && !req.auth.scopes.has(cfg.scope)) throw new AppError('FORBIDDEN', `this key lacks the ${cfg.scope} scope`);
     } catch (err) {

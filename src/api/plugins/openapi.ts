@@ -23,7 +23,8 @@ const ERROR_WHEN: Record<ErrorCode, string> = {
   UNAUTHORIZED: 'missing, unknown or revoked key',
   FORBIDDEN: 'the key lacks the scope this route needs',
   NOT_FOUND: 'no such media / device / path for this app (another app’s is 404 too, never 403)',
-  CONFLICT: 'upload slot already used; idempotency key reused with another body; id taken',
+  CONFLICT: 'upload slot already used; idempotency key reused with another body; id taken; resumable upload offset mismatch (409) or another request writing to it (423)',
+  MEDIA_IN_USE: 'delete of a media that a live reference (a scheduled send) still needs; `details.refs` lists their refs and `details.references` the sends (`[{ref, sendAt}]`); `?force=true` overrides',
   EXPIRED: 'temporary URL or upload slot past its expiry; media past `expiresAt`',
   FILE_TOO_LARGE: 'over the kind’s limit or the hard cap; cut off while streaming, nothing kept',
   UNSUPPORTED_MEDIA_TYPE: 'sniffed bytes are not an allowed format for the kind, or contradict the declared type',
@@ -103,7 +104,12 @@ export const mediaObjectSchema: Json = {
     urlExpiresAt: { type: 'string', format: 'date-time', nullable: true },
     expiresAt: { type: 'string', format: 'date-time' },
     suggestedMessageType: { type: 'string', nullable: true },
-    source: { type: 'string', enum: ['upload', 'url', 'base64', 'slot', 'queue'] },
+    source: { type: 'string', enum: ['upload', 'url', 'base64', 'slot', 'queue', 'tus'] },
+    references: {
+      type: 'object',
+      description: 'live scheduled sends that need this media (POST /v1/media/:id/references)',
+      properties: { count: { type: 'integer', minimum: 0 }, nextSendAt: { type: 'string', format: 'date-time', nullable: true, description: 'the earliest sendAt of the live references' } },
+    },
     createdAt: { type: 'string', format: 'date-time' },
     readyAt: { type: 'string', format: 'date-time', nullable: true },
     error: { type: 'object', nullable: true, properties: { code: { type: 'string' }, message: { type: 'string' } } },
@@ -138,7 +144,8 @@ export interface RouteDoc {
   description?: string;
   tags: string[];
   /** `bearer` (default): an API key; `public`: none; `admin`: an operator token (METRICS_TOKEN) when one is set. */
-  auth?: 'bearer' | 'public' | 'admin';
+  /** `bearer`: an API key (or the console session, see bearerAuth's description); `console`: the console session only. */
+  auth?: 'bearer' | 'public' | 'admin' | 'console';
   params?: SchemaPart;
   querystring?: SchemaPart;
   headers?: SchemaPart;
@@ -156,11 +163,11 @@ export interface RouteDoc {
  */
 export function routeSchema(d: RouteDoc): FastifySchema {
   const auth = d.auth ?? 'bearer';
-  const implied: ErrorCode[] = auth === 'bearer' ? ['UNAUTHORIZED', 'FORBIDDEN', 'RATE_LIMITED', 'QUEUE_UNAVAILABLE'] : auth === 'admin' ? ['UNAUTHORIZED', 'RATE_LIMITED'] : [];
+  const implied: ErrorCode[] = auth === 'bearer' || auth === 'console' ? ['UNAUTHORIZED', 'FORBIDDEN', 'RATE_LIMITED', 'QUEUE_UNAVAILABLE'] : auth === 'admin' ? ['UNAUTHORIZED', 'RATE_LIMITED'] : [];
   const schema: Record<string, unknown> = {
     summary: d.summary,
     tags: d.tags,
-    security: auth === 'bearer' ? [{ bearerAuth: [] }] : auth === 'admin' ? [{ adminToken: [] }, {}] : [],
+    security: auth === 'bearer' ? [{ bearerAuth: [] }] : auth === 'console' ? [{ consoleSession: [] }] : auth === 'admin' ? [{ adminToken: [] }, {}] : [],
     response: { ...d.responses, ...errorResponses([...(d.errors ?? []), ...implied]) },
   };
   if (d.description) schema.description = d.description;
@@ -185,16 +192,19 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       },
       components: {
         securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key (`mf_…`), scoped to one app' },
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key (`mf_…`), scoped to one app. Every route that takes a key also takes the web console’s session (consoleSession), acting with every scope of the user’s app' },
           adminToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN for /metrics, when the operator set one' },
+          consoleSession: { type: 'apiKey', in: 'cookie', name: 'mf_session', description: 'The web console’s session (POST /api/session); state-changing requests also need the `x-csrf-token` header' },
         },
       },
       tags: [
         { name: 'media', description: 'upload, list, read, download, extend, delete' },
-        { name: 'uploads', description: 'single-use upload slots for browsers' },
+        { name: 'references', description: 'scheduled sends that need a media: expiry warnings, extend, delete guard' },
+        { name: 'uploads', description: 'single-use upload slots for browsers; resumable uploads (tus 1.0) for big files and bad networks' },
         { name: 'devices', description: 'devices own media; destroying one purges its media' },
         { name: 'folders', description: 'folders for the media library' },
         { name: 'ops', description: 'health, readiness, metrics' },
+        { name: 'console', description: 'the web console’s sign-in and dashboard upload (session cookie)' },
       ],
     },
     // The dashboard's own routes are not part of the public contract.

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../queue/connection.js';
 import { AppError } from '../../domain/errors.js';
 import type { Runtime } from '../../runtime.js';
 
@@ -48,8 +48,8 @@ interface LeaseCommands {
   mfUploadRenew(key: string, leaseMs: number, token: string): Promise<number>;
 }
 
-function leaseCommands(redis: Redis): LeaseCommands {
-  const r = redis as Redis & Partial<LeaseCommands>;
+function leaseCommands(redis: RedisConnection): LeaseCommands {
+  const r = redis as RedisConnection & Partial<LeaseCommands>;
   if (!r.mfUploadAcquire) redis.defineCommand('mfUploadAcquire', { numberOfKeys: 1, lua: ACQUIRE });
   if (!r.mfUploadRenew) redis.defineCommand('mfUploadRenew', { numberOfKeys: 1, lua: RENEW });
   return r as unknown as LeaseCommands;
@@ -103,7 +103,8 @@ export async function registerRateLimits(app: FastifyInstance, rt: Runtime): Pro
   };
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    if (route.url !== '/v1/media' || !methods.includes('POST')) return;
+    // The console's dashboard upload is an upload like any other: its user holds a lease the same way.
+    if ((route.url !== '/v1/media' && route.url !== '/api/media/upload') || !methods.includes('POST')) return;
     const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
     route.onRequest = [...existing, holdUploadLease] as typeof route.onRequest;
   });

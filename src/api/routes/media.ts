@@ -7,6 +7,8 @@ import { z } from 'zod';
 import * as idem from '../../db/repos/idempotency.js';
 import * as mediaRepo from '../../db/repos/media.js';
 import type { MediaRow } from '../../db/repos/media.js';
+import { markDeletingUnlessReferenced } from '../../db/repos/references.js';
+import { scheduleWarnings } from '../../domain/references.js';
 import { AppError } from '../../domain/errors.js';
 import { newMediaId } from '../../domain/ids.js';
 import { MEDIA_KINDS, MEDIA_STATUSES } from '../../domain/kinds.js';
@@ -38,11 +40,17 @@ const listQuery = z.object({
   status: z.enum(MEDIA_STATUSES).optional(),
   folderId: z.string().max(64).optional(),
   deviceId: z.string().max(64).optional(),
+  /** Issue 15: media a live reference (a scheduled send) needs, or none does; media gone before an instant. */
+  referenced: z.enum(['true', 'false']).optional(),
+  expiresBefore: z.iso.datetime({ offset: true }).optional(),
+  /** Part of the name or original file name, any case (the console's search box). */
+  q: z.string().min(1).max(255).optional(),
 });
 
 /** For the document: the extend handler parses the same shape inline. */
 const extendBody = z.object({ ttlSeconds: z.number().int().positive() });
 const postQuery = z.object({ wait: z.coerce.number().min(0).max(30).optional() });
+const deleteQuery = z.object({ force: z.enum(['true', 'false']).optional() });
 const getQuery = z.object({ scheduledAt: z.iso.datetime({ offset: true }).optional() });
 
 export const jsonBodySchema = mediaFieldsSchema.extend({
@@ -121,7 +129,12 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
   }, async (req) => {
     const auth = authOf(req);
     const q = parseOr400(listQuery, req.query);
-    const { rows, total } = await mediaRepo.listMedia(rt.pool, { appId: auth.appId, ...q });
+    const { rows, total } = await mediaRepo.listMedia(rt.pool, {
+      appId: auth.appId,
+      ...q,
+      referenced: q.referenced === undefined ? undefined : q.referenced === 'true',
+      expiresBefore: q.expiresBefore === undefined ? undefined : new Date(q.expiresBefore),
+    });
     return { success: true, data: rows.map((r) => presentMedia(rt, req, r)), page: { page: q.page, limit: q.limit, total } };
   });
 
@@ -139,7 +152,7 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
     const { id } = parseOr400(idParams, req.params);
     const q = parseOr400(getQuery, req.query);
     const row = await visibleMedia(rt, auth.appId, id);
-    const warnings = q.scheduledAt ? (new Date(q.scheduledAt).getTime() >= row.expires_at.getTime() ? ['EXPIRES_BEFORE_SCHEDULE'] : []) : undefined;
+    const warnings = q.scheduledAt ? scheduleWarnings(row.expires_at, new Date(q.scheduledAt)) : undefined;
     // The job id is the media id; Redis slow or down leaves the field out, never the answer.
     const progress = row.status === 'processing' ? await readJobProgress(rt.redis, rt.queues.get('ingest'), row.id) : undefined;
     return { success: true, data: presentMedia(rt, req, row, warnings, progress) };
@@ -176,13 +189,20 @@ export function registerMediaRoutes(app: FastifyInstance, rt: Runtime): void {
     config: { scope: 'media:delete' },
     schema: routeSchema({
       summary: 'Delete media: bytes gone from storage before the next sweep finishes', tags: ['media'], params: idParams,
-      responses: { 204: noContent('deleted') }, errors: ['VALIDATION_FAILED', 'NOT_FOUND'],
+      description: 'While a live reference (a scheduled send) needs the media: 409 MEDIA_IN_USE with `details.refs` (the refs) and `details.references` (`[{ref, sendAt}]`); `?force=true` deletes anyway and `media.deleted` lists those refs.',
+      querystring: deleteQuery,
+      responses: { 204: noContent('deleted') }, errors: ['VALIDATION_FAILED', 'NOT_FOUND', 'MEDIA_IN_USE'],
     }),
   }, async (req, reply) => {
     const auth = authOf(req);
     const { id } = parseOr400(idParams, req.params);
-    const row = await mediaRepo.markDeleting(rt.pool, auth.appId, id, 'deleted');
-    if (!row) throw new AppError('NOT_FOUND', `no media ${id}`);
+    const { force } = parseOr400(deleteQuery, req.query);
+    const marked = await markDeletingUnlessReferenced(rt.pool, auth.appId, id, force === 'true');
+    if (marked.kind === 'not_found') throw new AppError('NOT_FOUND', `no media ${id}`);
+    if (marked.kind === 'in_use') {
+      throw new AppError('MEDIA_IN_USE', `media ${id} is needed by ${marked.refs.length} scheduled send(s); delete those references or add ?force=true`, { refs: marked.refs.map((r) => r.ref), references: marked.refs });
+    }
+    const row = marked.row;
     // A queued job finds the row `deleting` and does nothing; removing it just saves the work.
     await rt.queues.get('ingest').remove(id).catch(() => undefined);
     try {
@@ -249,7 +269,14 @@ function hashRequest(parts: unknown): string {
  * staged as it arrives; fields sent after it are checked once the body has ended. With `dryRun`
  * (an idempotent replay) the file is only hashed.
  */
-async function createFromMultipart(rt: Runtime, req: FastifyRequest, appId: string, dryRun: boolean): Promise<{ row: MediaRow | null; requestHash: string }> {
+export async function createFromMultipart(
+  rt: Runtime,
+  req: FastifyRequest,
+  appId: string,
+  dryRun: boolean,
+  /** Field names another upload route uses for ours (the console's `type` is our `kind`). */
+  aliases: Readonly<Record<string, string>> = {},
+): Promise<{ row: MediaRow | null; requestHash: string }> {
   const rawFields: Record<string, string> = {};
   let staged: StagedUpload | null = null;
   let fileHash: string | null = null;
@@ -258,7 +285,7 @@ async function createFromMultipart(rt: Runtime, req: FastifyRequest, appId: stri
   try {
     for await (const part of req.parts()) {
       if (part.type !== 'file') {
-        if (typeof part.value === 'string') rawFields[part.fieldname] = part.value;
+        if (typeof part.value === 'string') rawFields[Object.hasOwn(aliases, part.fieldname) ? aliases[part.fieldname]! : part.fieldname] = part.value;
         continue;
       }
       const file = part as MultipartFile;

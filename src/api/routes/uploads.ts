@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import * as slotsRepo from '../../db/repos/upload-slots.js';
 import { AppError } from '../../domain/errors.js';
@@ -126,10 +126,24 @@ export function registerUploadRoutes(app: FastifyInstance, rt: Runtime): void {
         return reply.code(202).send({ success: true, data: presentMedia(rt, req, row) });
       } catch (err) {
         body?.resume();
-        // A refused PUT does not burn the slot: the client may retry with the right bytes.
-        await slotsRepo.releaseSlot(rt.pool, slot.media_id).catch(() => undefined);
+        // A refused PUT does not burn the slot: the client may retry with the right bytes. When
+        // PostgreSQL is what failed, the release is tried again until it answers (`npm run soak`
+        // stops PgBouncer mid-PUT: without this the slot stayed used and every retry was a 409).
+        await slotsRepo.releaseSlot(rt.pool, slot.media_id).catch(() => releaseLater(rt, slot.media_id, req.log));
         throw err;
       }
     });
   });
+}
+
+/** Retries a slot release every half second for up to a minute, in the background. */
+function releaseLater(rt: Runtime, mediaId: string, log: FastifyBaseLogger): void {
+  const deadline = Date.now() + 60_000;
+  const attempt = (): void => {
+    slotsRepo.releaseSlot(rt.pool, mediaId).catch((err: unknown) => {
+      if (Date.now() < deadline) setTimeout(attempt, 500).unref();
+      else log.warn({ err: String(err), mediaId }, 'could not release an upload slot after a failed PUT; it stays used');
+    });
+  };
+  setTimeout(attempt, 500).unref();
 }

@@ -1,6 +1,7 @@
 import type { Queryable } from '../pool.js';
 import type { DeleteReason, MediaKind, MediaSource, MediaStatus } from '../../domain/kinds.js';
 import { insertDeletionAuditsSql } from './audit.js';
+import { deleteReferencesOfSql, hasLiveReferenceSql, refSummaryColumnsSql, withLiveRefsSql } from './reference-sql.js';
 import { LIVE_TOKENS_SQL } from './sweep-leases.js';
 import { insertMediaDeletedDeliveriesSql } from './webhook-deliveries.js';
 
@@ -48,6 +49,9 @@ export interface MediaRow {
   sweep_claim?: number | null;
   /** The processing run that last claimed this row (migration *_media-claim-token). */
   claim_token?: string | null;
+  /** Live scheduled sends (migration *_media-references), when the row was read with `refSummaryColumnsSql`. */
+  ref_count?: number;
+  next_send_at?: Date | null;
 }
 
 export interface NewMedia {
@@ -88,7 +92,7 @@ export async function insertMedia(db: Queryable, m: NewMedia): Promise<MediaRow>
 /** Visible media of an app: rows being or already deleted are gone for clients. */
 export async function getMedia(db: Queryable, appId: string, id: string): Promise<MediaRow | null> {
   const { rows } = await db.query<MediaRow>(
-    `SELECT * FROM media WHERE app_id = $1 AND id = $2 AND status NOT IN ('deleting', 'deleted')`,
+    `SELECT media.*, ${refSummaryColumnsSql('media')} FROM media WHERE app_id = $1 AND id = $2 AND status NOT IN ('deleting', 'deleted')`,
     [appId, id],
   );
   return rows[0] ?? null;
@@ -117,6 +121,12 @@ export interface ListQuery {
   status?: string;
   folderId?: string;
   deviceId?: string;
+  /** Part of the name or original file name, any case (the console's search). */
+  q?: string;
+  /** true: only media a live reference needs; false: only media none needs. */
+  referenced?: boolean;
+  /** Only media that expire before this instant. */
+  expiresBefore?: Date;
 }
 
 const SORT_COLUMNS = { createdAt: 'created_at', name: 'name', sizeBytes: 'size_bytes' } as const;
@@ -133,6 +143,15 @@ export async function listMedia(db: Queryable, q: ListQuery): Promise<{ rows: Me
   add('status', q.status);
   add('folder_id', q.folderId);
   add('device_id', q.deviceId);
+  if (q.referenced !== undefined) where.push(q.referenced ? hasLiveReferenceSql('media') : `NOT ${hasLiveReferenceSql('media')}`);
+  if (q.expiresBefore !== undefined) {
+    params.push(q.expiresBefore);
+    where.push(`expires_at < $${params.length}`);
+  }
+  if (q.q) {
+    params.push(`%${q.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where.push(`(name ILIKE $${params.length} OR original_name ILIKE $${params.length})`);
+  }
   const col = SORT_COLUMNS[q.sortBy];
   const dir = q.sortOrder === 'asc' ? 'ASC' : 'DESC';
   const w = where.join(' AND ');
@@ -140,7 +159,7 @@ export async function listMedia(db: Queryable, q: ListQuery): Promise<{ rows: Me
   params.push(q.limit, q.page * q.limit);
   // id breaks ties so pages never overlap or skip rows with equal sort keys.
   const { rows } = await db.query<MediaRow>(
-    `SELECT * FROM media WHERE ${w} ORDER BY ${col} ${dir} NULLS LAST, id ${dir} LIMIT $${params.length - 1} OFFSET $${params.length}`,
+    `SELECT media.*, ${refSummaryColumnsSql('media')} FROM media WHERE ${w} ORDER BY ${col} ${dir} NULLS LAST, id ${dir} LIMIT $${params.length - 1} OFFSET $${params.length}`,
     params,
   );
   return { rows, total: countRows[0]!.n };
@@ -339,7 +358,9 @@ export async function markDeletedAudited(
        UPDATE media m SET status = 'deleted', deleted_at = now(), updated_at = now(), staging_key = NULL
        WHERE m.id = ANY($1::text[]) AND m.status = 'deleting'
        RETURNING m.id, m.app_id, m.stored_bytes),
-     done AS (SELECT d.id, d.app_id, d.stored_bytes, COALESCE(d.stored_bytes, 0) AS bytes, i.reason, i.event_id, i.body FROM d JOIN i ON i.id = d.id),
+     done AS (SELECT d.id, d.app_id, d.stored_bytes, COALESCE(d.stored_bytes, 0) AS bytes, i.reason, i.event_id, ${withLiveRefsSql('i.body', 'd.id')} AS body
+       FROM d JOIN i ON i.id = d.id),
+     refs AS (${deleteReferencesOfSql('ARRAY(SELECT id FROM d)')}),
      audit AS (${insertDeletionAuditsSql('done')}),
      outbox AS (${insertMediaDeletedDeliveriesSql('done')})
      SELECT done.id, done.app_id, done.stored_bytes, outbox.id AS delivery_id FROM done LEFT JOIN outbox ON outbox.media_id = done.id`,
@@ -375,7 +396,7 @@ export async function extendExpiry(db: Queryable, appId: string, id: string, ttl
   const { rows } = await db.query<MediaRow>(
     `UPDATE media SET expires_at = LEAST(GREATEST(expires_at, now() + make_interval(secs => $3)), created_at + make_interval(secs => $4)),
        updated_at = now()
-     WHERE app_id = $1 AND id = $2 AND status NOT IN ('deleting', 'deleted') RETURNING *`,
+     WHERE app_id = $1 AND id = $2 AND status NOT IN ('deleting', 'deleted') RETURNING media.*, ${refSummaryColumnsSql('media')}`,
     [appId, id, ttlSeconds, maxRetentionSeconds],
   );
   return rows[0] ?? null;
@@ -630,4 +651,22 @@ export async function previewDue(db: Queryable, maxRetentionSeconds: number, sco
       expiresAt: r.expires_at.toISOString(),
     })),
   };
+}
+
+/**
+ * Moves a media into a folder (or out of any, with null) and/or renames it; the folder must be the
+ * app's own (checked in the same statement). Null when there is no such visible media or folder.
+ */
+export async function updateMediaFields(db: Queryable, appId: string, id: string, f: { folderId?: string | null; name?: string | null }): Promise<MediaRow | null> {
+  const { rows } = await db.query<MediaRow>(
+    `UPDATE media SET
+       folder_id = CASE WHEN $3 THEN $4 ELSE folder_id END,
+       name = CASE WHEN $5 THEN $6 ELSE name END,
+       updated_at = now()
+     WHERE app_id = $1 AND id = $2 AND status NOT IN ('deleting', 'deleted')
+       AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM folders WHERE app_id = $1 AND id = $4))
+     RETURNING media.*, ${refSummaryColumnsSql('media')}`,
+    [appId, id, f.folderId !== undefined, f.folderId ?? null, f.name !== undefined, f.name ?? null],
+  );
+  return rows[0] ?? null;
 }

@@ -1,35 +1,46 @@
 import type { Queryable } from '../pool.js';
 
 /**
- * Sweep leases have no table: a token from the sequence `media_sweep_claim_seq` (migration
- * *_sweep-claims), held as a session advisory lock, and stamped on the `media` rows it claims.
- * The advisory-lock namespace ('mfsw'): the two-key form keeps these locks apart from every
- * single-bigint advisory lock (node-pg-migrate's among them).
+ * Sweep leases (migration *_sweep-lease-rows): one row per batch being worked on, live while
+ * `expires_at` is ahead of the database clock, with a token from the sequence `media_sweep_claim_seq`
+ * that is stamped on the `media` rows the batch claims. Every statement stands alone (no session
+ * state), so this works through PgBouncer in transaction mode; times are the database's, so the
+ * sweepers' clocks do not matter.
  */
-export const SWEEP_LOCK_NAMESPACE = 1835430775;
 
 /**
- * Draws the next token and tries to lock it for this session. `locked` is false only when the
- * sequence wrapped around onto a token a live sweeper still holds. Run it on the connection that
- * will hold the lease: the lock belongs to that session.
+ * Draws the next token and records a lease on it for `seconds`; null only when the sequence
+ * wrapped onto a token whose row is still there (taken again at once with the next token).
  */
-export async function tryTakeSweepToken(session: Queryable): Promise<{ token: number; locked: boolean }> {
-  const { rows } = await session.query<{ token: number; locked: boolean }>(
-    `SELECT t.token, pg_try_advisory_lock($1, t.token) AS locked FROM (SELECT nextval('media_sweep_claim_seq')::int AS token) t`,
-    [SWEEP_LOCK_NAMESPACE],
+export async function insertSweepLease(db: Queryable, holder: string, seconds: number): Promise<number | null> {
+  const { rows } = await db.query<{ token: number }>(
+    `INSERT INTO sweep_leases (token, holder, expires_at)
+     VALUES (nextval('media_sweep_claim_seq')::int, $1, now() + make_interval(secs => $2))
+     ON CONFLICT (token) DO NOTHING RETURNING token`,
+    [holder, seconds],
   );
-  return rows[0]!;
+  return rows[0]?.token ?? null;
 }
 
-/** Gives the token's lock back; on the session that took it. */
-export async function releaseSweepToken(session: Queryable, token: number): Promise<void> {
-  await session.query('SELECT pg_advisory_unlock($1, $2)', [SWEEP_LOCK_NAMESPACE, token]);
+/** Moves a live lease's expiry to `seconds` from now; false when it had lapsed (others may have taken its rows over). */
+export async function renewSweepLease(db: Queryable, token: number, holder: string, seconds: number): Promise<boolean> {
+  const { rowCount } = await db.query(
+    'UPDATE sweep_leases SET expires_at = now() + make_interval(secs => $3) WHERE token = $1 AND holder = $2 AND expires_at > now()',
+    [token, holder, seconds],
+  );
+  return (rowCount ?? 0) > 0;
 }
 
-/**
- * SQL for the claim tokens whose holder is alive (advisory locks granted in this database).
- * Reading pg_locks is a snapshot of the lock table: cheap, and no lock is taken.
- */
-export const LIVE_TOKENS_SQL = `SELECT l.objid::int FROM pg_locks l
-  WHERE l.locktype = 'advisory' AND l.classid = ${SWEEP_LOCK_NAMESPACE}::oid AND l.objsubid = 2 AND l.granted
-    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+/** Ends this lease, and clears the rows of leases that lapsed (their holders died). */
+export async function deleteSweepLease(db: Queryable, token: number, holder: string): Promise<void> {
+  await db.query('DELETE FROM sweep_leases WHERE (token = $1 AND holder = $2) OR expires_at <= now()', [token, holder]);
+}
+
+/** Whether a lease on `token` is live now (tests, and operators reading a stuck batch). */
+export async function isSweepLeaseLive(db: Queryable, token: number): Promise<boolean> {
+  const { rowCount } = await db.query('SELECT 1 FROM sweep_leases WHERE token = $1 AND expires_at > now()', [token]);
+  return (rowCount ?? 0) > 0;
+}
+
+/** SQL for the claim tokens whose holder is alive: a lease row not yet lapsed. */
+export const LIVE_TOKENS_SQL = 'SELECT l.token FROM sweep_leases l WHERE l.expires_at > now()';
