@@ -49,6 +49,7 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
   let app: FastifyInstance | undefined;
   let url: string | undefined;
   let metrics: MetricsServer | undefined;
+  const tickMs = Math.max(1000, (config.RECONCILE_AFTER_SECONDS * 1000) / 2);
 
   if (work) {
     // Plaintext scratch a killed worker left on this machine (its finally never ran).
@@ -65,7 +66,7 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
       await reconcile(rt).catch((err) => log.warn({ err: String(err) }, 'reconcile failed'));
       await updateDepthGauges(rt).catch(() => undefined);
     };
-    timers.push(setInterval(() => void tick(), Math.max(1000, (config.RECONCILE_AFTER_SECONDS * 1000) / 2)));
+    timers.push(setInterval(() => void tick(), tickMs));
   }
   if (sweeps) {
     const conn = createRedis(config.REDIS_URL, 'worker');
@@ -79,7 +80,7 @@ export async function startRoles(config: Config, log: Logger, role: Role, opts: 
     // Redis can lose the schedule's next job: a Redis Cluster failover drops the writes its replica
     // had not received, a restart without persistence drops everything. The upsert is idempotent
     // (the next run's job id is fixed by its time), so it is repeated now and then, as the reconciler does for media.
-    timers.push(setInterval(() => void schedule().catch((err) => log.warn({ err: String(err) }, 'could not renew the sweep schedule')), Math.max(1000, (config.RECONCILE_AFTER_SECONDS * 1000) / 2)));
+    timers.push(setInterval(() => void schedule().catch((err) => log.warn({ err: String(err) }, 'could not renew the sweep schedule')), tickMs));
   }
   if (api) {
     app = await buildApp(rt);

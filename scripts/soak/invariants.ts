@@ -209,10 +209,12 @@ export function checkInvariants(ev: Evidence): Line[] {
   const unclear = answers.filter((a) => /^\d{3}$/.test(a) || (/^\d{3} /.test(a) && !/^\d{3} ([A-Z_]+|device-gone)$/.test(a)) || a.startsWith('producer:'));
   const refused = ev.submissions.filter((s) => s.outcome === 'refused' && !s.answers.includes('404 device-gone'));
   const gaveUp = ev.submissions.filter((s) => s.outcome === 'gave-up');
+  // An outage is 502/503 with its code; a 500 is the service failing in a way the contract does not name.
+  const internal = ev.submissions.flatMap((s) => s.answers.filter((a) => /^5\d\d /.test(a) && !/^50[23] /.test(a)).map(() => s.way));
   lines.push({
     name: 'clients saw a contract code or a cut connection, and every good upload got in',
-    held: unclear.length === 0 && refused.length === 0 && gaveUp.length === 0,
-    detail: `${answers.length} non-accepting answers (${count(answers, (a) => a.replace(/^conn .*/, 'connection cut/refused')) || 'none'}); ${refused.length} refused${refused.length ? ` (${sample(refused.map((s) => `${s.way}: ${s.refusal}`), 2)})` : ''}, ${gaveUp.length} gave up`,
+    held: unclear.length === 0 && internal.length === 0 && refused.length === 0 && gaveUp.length === 0,
+    detail: `${answers.length} non-accepting answers (${count(answers, (a) => a.replace(/^conn .*/, 'connection cut/refused')) || 'none'})${internal.length ? `; 5xx without an outage code by way in: ${count(internal, (x) => x)}` : ''}; ${refused.length} refused${refused.length ? ` (${sample(refused.map((s) => `${s.way}: ${s.refusal}`), 2)})` : ''}, ${gaveUp.length} gave up${gaveUp.length ? ` (${sample(gaveUp.map((s) => `${s.way} ${s.sample.id}, last answers: ${s.answers.slice(-3).join(' / ')}`), 2)})` : ''}`,
   });
 
   // 12. The API killed mid-upload: the client saw the cut, nothing was kept.

@@ -469,14 +469,12 @@ describe('size cap', () => {
       written = flood(res, 100 * MB);
     });
     try {
-      const started = Date.now();
       const heapBefore = process.memoryUsage().heapUsed;
       const got = await openUrl(`http://127.0.0.1:${srv.port}/big.mp4`, { ...local, maxBytes: MB });
       expect(got.declaredLength).toBeNull();
       await expectTooLarge(got.body, MB);
       // The server only stops when our side closes; loopback buffers hold a few MB at most.
       expect(await written).toBeLessThan(20 * MB);
-      expect(Date.now() - started).toBeLessThan(10_000);
       expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(50 * MB);
     } finally {
       await srv.close();
@@ -546,13 +544,12 @@ describe('size cap', () => {
       written = flood(res, 200 * MB);
     });
     try {
-      const started = Date.now();
       const err = await openUrl(`http://127.0.0.1:${srv.port}/`, { ...local, maxBytes: 16 * MB }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PermanentError);
       expect((err as PermanentError).code).toBe('FILE_TOO_LARGE');
       expect((err as PermanentError).message).toMatch(/declares 200000000 bytes/);
+      // The body was never read: the server could only push what loopback buffers hold.
       expect(await written).toBeLessThan(20 * MB);
-      expect(Date.now() - started).toBeLessThan(5000);
     } finally {
       await srv.close();
     }
